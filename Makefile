@@ -1,0 +1,32 @@
+# fabric — the README's two commands: `sudo make demo` and `sudo make test`.
+VENV    := .venv
+FABRIC  := $(VENV)/bin/fabric
+PYTEST  := $(VENV)/bin/pytest
+PYTHON  := $(VENV)/bin/python
+DEMO_OUT ?= demo
+
+.PHONY: setup demo test unit-test bench clean help
+
+help:
+	@echo "make setup   install OS packages + venv (root)"
+	@echo "make demo    set up, then compare the shipped designs on mixed inference traffic (root)"
+	@echo "make test    set up, then run unit and emulation tests (root)"
+	@echo "make bench   emulator packet budget and analysis throughput"
+
+setup:
+	bash vagrant/provision.sh $(CURDIR)
+
+demo: setup
+	bash scripts/demo.sh $(DEMO_OUT)
+
+test: setup
+	$(PYTEST) -q tests
+
+unit-test:
+	$(PYTEST) -q tests/unit
+
+bench: setup
+	$(PYTHON) bench/run_bench.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

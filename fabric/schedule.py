@@ -1,0 +1,95 @@
+"""The Schedule: one row per message to send, in real-world units (DESIGN.md §3).
+
+Workload generators produce it, the emulator replays it (scaled by ``k`` at emulation time),
+analysis and economics read it back from ``schedule.parquet``. This module owns the column
+contract so every stage agrees on it.
+
+Columns
+-------
+msg_id : int64      unique, ascending with ``t_start_s`` order not required
+t_start_s : float64 seconds from the start of the workload (real time)
+src, dst : str      host names of the fabric graph (``h0`` ...)
+bytes : int64       message size in real-world bytes (> 0)
+kind : str          traffic class, one of :data:`KINDS`
+group : str         messages that complete together (a collective step, one request's KV shards)
+request_id : int64  request the message belongs to, -1 if none
+step : int64        decode step / collective step / repetition index, -1 if none
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fabric.errors import RunDirError
+
+KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast", "permutation",
+         "background", "victim", "probe")
+
+COLUMNS = {
+    "msg_id": "int64",
+    "t_start_s": "float64",
+    "src": "object",
+    "dst": "object",
+    "bytes": "int64",
+    "kind": "object",
+    "group": "object",
+    "request_id": "int64",
+    "step": "int64",
+}
+
+
+def empty_schedule() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
+
+
+def normalize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with exactly the schedule columns, in order, typed, sorted by start time.
+
+    Missing optional columns (``group``, ``request_id``, ``step``) get neutral defaults.
+    Raises ``ValueError`` naming the first violated rule.
+    """
+    frame = frame.copy()
+    if "group" not in frame:
+        frame["group"] = ""
+    for col in ("request_id", "step"):
+        if col not in frame:
+            frame[col] = -1
+    missing = [c for c in COLUMNS if c not in frame]
+    if missing:
+        raise ValueError(f"schedule lacks columns {missing}")
+    frame = frame[list(COLUMNS)].astype(COLUMNS)
+    if frame["msg_id"].duplicated().any():
+        raise ValueError("schedule msg_id values must be unique")
+    if (frame["bytes"] <= 0).any():
+        raise ValueError("schedule bytes must be positive")
+    if (frame["t_start_s"] < 0).any() or not np.isfinite(frame["t_start_s"]).all():
+        raise ValueError("schedule t_start_s must be finite and non-negative")
+    if (frame["src"] == frame["dst"]).any():
+        raise ValueError("schedule has a message whose src equals its dst")
+    unknown = set(frame["kind"]) - set(KINDS)
+    if unknown:
+        raise ValueError(f"schedule has unknown kinds {sorted(unknown)}; valid: {', '.join(KINDS)}")
+    return frame.sort_values(["t_start_s", "msg_id"], kind="stable").reset_index(drop=True)
+
+
+def write_schedule(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a normalized schedule to Parquet, byte-identical for identical input."""
+    normalize(frame).to_parquet(path, index=False, compression="zstd")
+
+
+def read_schedule(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise RunDirError(f"{path}: schedule file not found")
+    return normalize(pd.read_parquet(path))
+
+
+def offered_load_bps(frame: pd.DataFrame) -> float:
+    """Average offered load of a schedule in bit/s (real units) over its active span."""
+    if frame.empty:
+        return 0.0
+    span = float(frame["t_start_s"].max() - frame["t_start_s"].min())
+    return float(frame["bytes"].sum()) * 8 / max(span, 1e-3)

@@ -1,0 +1,232 @@
+"""Fabric designs (``topologies/*.yaml``) loaded into typed, validated objects.
+
+Two kinds exist:
+
+* ``leaf-spine`` — an Ethernet Clos: leaves, spines, hosts per leaf, parallel links per
+  leaf–spine pair, per-port buffers, and load balancing by 5-tuple ECMP (with hash seed) or
+  per-packet spraying.
+* ``scheduled`` — a DDC-style scheduled fabric: NCPs (edge boxes holding a virtual output queue
+  per egress port), NCFs (fabric boxes), a credit scheduler with a tick, fabric links run at
+  rate × speedup, traffic sprayed over all fabric links.
+
+Units are parsed here, once: rates in bit/s, sizes in bytes, durations in ns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fabric.errors import SpecError
+from fabric.yamlspec import Section, load_yaml_mapping
+
+KINDS = ("leaf-spine", "scheduled")
+LOAD_BALANCING_MODES = ("ecmp", "spray")
+HOST_ROLES = ("prefill", "decode", "expert", "tensor", "any")
+HASH_FIELDS = ("src_ip", "dst_ip", "proto", "src_port", "dst_port")
+# Bits of net.ipv4.fib_multipath_hash_fields for each field (kernel ip-sysctl docs).
+HASH_FIELD_BITS = {"src_ip": 0x01, "dst_ip": 0x02, "proto": 0x04, "src_port": 0x10, "dst_port": 0x20}
+SCHEDULER_POLICIES = ("fair", "weighted")
+
+
+@dataclass(frozen=True)
+class HostGroup:
+    """Consecutive hosts sharing an accelerator type and a serving role."""
+
+    name: str
+    count: int
+    accelerator: str
+    role: str
+
+
+@dataclass(frozen=True)
+class LoadBalancing:
+    mode: str = "ecmp"
+    hash_seed: int = 1
+    hash_fields: tuple[str, ...] = HASH_FIELDS
+
+    @property
+    def hash_fields_mask(self) -> int:
+        """Value for the ``fib_multipath_hash_fields`` sysctl (0x37 for the full 5-tuple)."""
+        return sum(HASH_FIELD_BITS[f] for f in self.hash_fields)
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    tick_ns: int = 5_000_000
+    policy: str = "fair"
+    grant_fraction: float = 0.98
+    weights: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class FabricSpec:
+    """A validated fabric design.
+
+    Leaf-spine designs use ``edges``/``cores`` for leaves/spines; scheduled designs use them for
+    NCPs/NCFs. The generic names keep the graph builder and emulator shared; ``edge_role`` and
+    ``core_role`` say which is which.
+    """
+
+    name: str
+    kind: str
+    source: str
+    description: str
+    edges: int
+    cores: int
+    hosts_per_edge: int
+    links_per_pair: int
+    host_link_rate_bps: int
+    fabric_link_rate_bps: int
+    buffer_per_port_bytes: int
+    host_groups: tuple[HostGroup, ...]
+    load_balancing: LoadBalancing = field(default_factory=LoadBalancing)
+    non_blocking: bool = False
+    # scheduled fabrics only
+    fabric_speedup: float = 1.0
+    voq_depth_bytes: int = 0
+    scheduler: SchedulerSpec | None = None
+    content_sha256: str = ""
+
+    @property
+    def edge_role(self) -> str:
+        return "leaf" if self.kind == "leaf-spine" else "ncp"
+
+    @property
+    def core_role(self) -> str:
+        return "spine" if self.kind == "leaf-spine" else "ncf"
+
+    @property
+    def hosts(self) -> int:
+        return self.edges * self.hosts_per_edge
+
+    @property
+    def effective_fabric_link_rate_bps(self) -> int:
+        """Rate of one edge–core link as built: × speedup on scheduled fabrics."""
+        return int(round(self.fabric_link_rate_bps * self.fabric_speedup))
+
+    @property
+    def spraying(self) -> bool:
+        return self.kind == "scheduled" or self.load_balancing.mode == "spray"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_fabric_spec(path: str | Path) -> FabricSpec:
+    """Load and validate one fabric design file.
+
+    Raises
+    ------
+    SpecError
+        Naming the file, the key and what would be valid.
+    """
+    path = Path(path)
+    data = load_yaml_mapping(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return parse_fabric_spec(data, str(path), digest)
+
+
+def parse_fabric_spec(data: dict, source: str = "<spec>", digest: str = "") -> FabricSpec:
+    """Validate an already-parsed mapping (see :func:`load_fabric_spec`)."""
+    top = Section(data, source)
+    kind = top.choice("kind", KINDS)
+    name = top.text("name", Path(source).stem)
+    description = str(top.raw("description", "")).strip()
+    if kind == "leaf-spine":
+        edges = top.integer("leaves", minimum=1)
+        cores = top.integer("spines", minimum=1)
+        hosts_per_edge = top.integer("hosts_per_leaf", minimum=1)
+    else:
+        edges = top.integer("ncps", minimum=1)
+        cores = top.integer("ncfs", minimum=1)
+        hosts_per_edge = top.integer("hosts_per_ncp", minimum=1)
+    links_per_pair = top.integer("links_per_pair", 1, minimum=1, maximum=16)
+    host_rate = top.rate_bps("host_link_rate")
+    fabric_rate = top.rate_bps("fabric_link_rate")
+    buffer_bytes = top.size_bytes("buffer_per_port")
+    non_blocking = top.boolean("non_blocking", False)
+
+    load_balancing = LoadBalancing()
+    speedup, voq_depth, scheduler = 1.0, 0, None
+    if kind == "leaf-spine":
+        lb = top.section("load_balancing", {"mode": "ecmp"})
+        mode = lb.choice("mode", LOAD_BALANCING_MODES)
+        seed = lb.integer("hash_seed", 1, minimum=0, maximum=2**32 - 1)
+        fields = lb.raw("hash_fields", list(HASH_FIELDS))
+        if not isinstance(fields, list) or not fields or any(f not in HASH_FIELDS for f in fields):
+            raise lb.fail("hash_fields", f"got {fields!r}; expected a list drawn from {', '.join(HASH_FIELDS)}")
+        lb.finish()
+        load_balancing = LoadBalancing(mode, seed, tuple(fields))
+    else:
+        speedup = top.number("fabric_speedup", 1.0, minimum=1.0, maximum=4.0)
+        voq_depth = top.size_bytes("voq_depth")
+        sched = top.section("scheduler", {})
+        policy = sched.choice("policy", SCHEDULER_POLICIES, "fair")
+        tick_ns = sched.duration_ns("tick", 5_000_000)
+        if not 100_000 <= tick_ns <= 1_000_000_000:
+            raise sched.fail("tick", f"got {sched.data.get('tick')!r}; must be between 100us and 1s")
+        grant = sched.number("grant_fraction", 0.98, minimum=0.5, maximum=1.0)
+        weights_raw = sched.raw("weights", {})
+        if not isinstance(weights_raw, dict) or any(
+                isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0 for w in weights_raw.values()):
+            raise sched.fail("weights", f"got {weights_raw!r}; expected a mapping of host group name to positive weight")
+        sched.finish()
+        scheduler = SchedulerSpec(tick_ns, policy, grant, tuple(sorted(weights_raw.items())))
+        # Scheduled fabrics always spray over fabric links; accept only that, if stated.
+        lb = top.section("load_balancing", {"mode": "spray"})
+        lb.choice("mode", ("spray",))
+        lb.finish()
+        load_balancing = LoadBalancing(mode="spray")
+
+    hosts = edges * hosts_per_edge
+    groups = _parse_host_groups(top, hosts)
+    top.finish()
+
+    if scheduler is not None:
+        names = {g.name for g in groups}
+        for group_name, _ in scheduler.weights:
+            if group_name not in names:
+                raise SpecError(source, f"scheduler.weights.{group_name}",
+                                f"no host group named {group_name!r}; groups are {', '.join(sorted(names))}")
+
+    spec = FabricSpec(
+        name=name, kind=kind, source=source, description=description,
+        edges=edges, cores=cores, hosts_per_edge=hosts_per_edge, links_per_pair=links_per_pair,
+        host_link_rate_bps=host_rate, fabric_link_rate_bps=fabric_rate,
+        buffer_per_port_bytes=buffer_bytes, host_groups=groups, load_balancing=load_balancing,
+        non_blocking=non_blocking, fabric_speedup=speedup, voq_depth_bytes=voq_depth,
+        scheduler=scheduler, content_sha256=digest,
+    )
+    if non_blocking:
+        uplink = spec.cores * spec.links_per_pair * spec.effective_fabric_link_rate_bps
+        downlink = spec.hosts_per_edge * spec.host_link_rate_bps
+        if downlink > uplink:
+            raise SpecError(source, "host_link_rate",
+                            f"{hosts_per_edge} hosts x {data.get('host_link_rate')} = {downlink / 1e9:g} Gbit/s per "
+                            f"{spec.edge_role} exceed its {uplink / 1e9:g} Gbit/s of uplinks, but non_blocking is true; "
+                            f"lower host_link_rate or hosts, raise fabric capacity, or set non_blocking: false")
+    return spec
+
+
+def _parse_host_groups(top: Section, hosts: int) -> tuple[HostGroup, ...]:
+    """Host groups fill the hosts in order (edge-major); their counts must add up."""
+    if not top.has("host_groups"):
+        top.raw("host_groups", None)
+        return (HostGroup("hosts", hosts, "H100", "any"),)
+    groups, seen = [], set()
+    for sec in top.sections("host_groups"):
+        name = sec.text("name")
+        if name in seen:
+            raise sec.fail("name", f"duplicate host group name {name!r}")
+        seen.add(name)
+        count = sec.integer("count", minimum=1)
+        accelerator = sec.text("accelerator")
+        role = sec.choice("role", HOST_ROLES, "any")
+        sec.finish()
+        groups.append(HostGroup(name, count, accelerator, role))
+    total = sum(g.count for g in groups)
+    if total != hosts:
+        raise top.fail("host_groups", f"counts add up to {total} hosts but the design has {hosts}; make them equal")
+    return tuple(groups)
