@@ -6,13 +6,36 @@ shows the traceback instead.
 
 from __future__ import annotations
 
-import sys
-
 import typer
+from typer.core import TyperGroup
 
 from fabric.errors import FabricError
 
+_state = {"debug": False}
+
+
+class _FabricGroup(TyperGroup):
+    """Turns a FabricError from any command into one line on stderr and exit 1.
+
+    Done here rather than in :func:`main` so that typer's ``CliRunner`` (which calls the
+    command object, not ``main``) sees the same behaviour as the installed ``fabric`` script.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FabricError as exc:
+            if _state["debug"]:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; everything this run created has been removed", err=True)
+            raise typer.Exit(130) from None
+
+
 app = typer.Typer(
+    cls=_FabricGroup,
     name="fabric",
     help="Emulate AI-inference network fabrics with real packets, measure tails, and turn them into "
          "cost per million tokens.",
@@ -20,8 +43,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-_state = {"debug": False}
 
 
 @app.callback()
@@ -41,25 +62,9 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        app(args=argv, standalone_mode=False)
-    except FabricError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; everything this run created has been removed", err=True)
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors come as click exceptions
-        import click
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    """Console-script entry point; always ends in SystemExit with the command's status.
+
+    Standalone mode lets typer report usage errors and honour ``typer.Exit`` codes (in
+    non-standalone mode an ``Exit(1)`` is returned, not raised, and would be lost).
+    """
+    app(args=argv)

@@ -176,7 +176,9 @@ def parse_fabric_spec(data: dict, source: str = "<spec>", digest: str = "") -> F
         scheduler = SchedulerSpec(tick_ns, policy, grant, tuple(sorted(weights_raw.items())))
         # Scheduled fabrics always spray over fabric links; accept only that, if stated.
         lb = top.section("load_balancing", {"mode": "spray"})
-        lb.choice("mode", ("spray",))
+        if lb.raw("mode", "spray") != "spray":
+            raise lb.fail("mode", f"got {lb.data['mode']!r}; a scheduled fabric always sprays over its fabric "
+                                  f"links: use 'spray' or leave load_balancing out")
         lb.finish()
         load_balancing = LoadBalancing(mode="spray")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import re
 
-_NUMBER = r"(?P<num>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
+# A sign is accepted so that "-5G" is refused as "must be positive", not as "not a rate".
+_NUMBER = r"(?P<num>[+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
 
 _RATE_PREFIX = {"": 1, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "g": 1e9, "G": 1e9, "t": 1e12, "T": 1e12}
 _RATE_RE = re.compile(rf"^{_NUMBER}\s*(?P<prefix>[kKmMgGtT]?)\s*(?P<unit>bps|bit/s|b/s|bit|)$")
@@ -33,9 +34,9 @@ class UnitError(ValueError):
     """A value does not parse in the expected unit; the message says what would."""
 
 
-def _as_text(value) -> str:
+def _as_text(value, expected: str) -> str:
     if isinstance(value, bool):
-        raise UnitError(f"got {value!r}, a boolean")
+        raise UnitError(f"got {value!r}, a boolean; expected {expected}")
     return str(value).strip()
 
 
@@ -49,13 +50,14 @@ def parse_rate_bps(value) -> int:
     >>> parse_rate_bps("12.5Mbps")
     12500000
     """
-    text = _as_text(value)
+    text = _as_text(value, "a rate such as '400G'")
     match = _RATE_RE.match(text)
     if not match:
         raise UnitError(f"{value!r} is not a rate; use a number with k/M/G/T, e.g. '400G' or '25Gbps'")
     bps = float(match["num"]) * _RATE_PREFIX[match["prefix"]]
-    if not math.isfinite(bps) or bps <= 0:
-        raise UnitError(f"{value!r} must be a positive rate")
+    # Checked after rounding: '0.4' must not become a rate of 0 bit/s.
+    if not math.isfinite(bps) or round(bps) <= 0:
+        raise UnitError(f"{value!r} must be a positive rate of at least 1 bit/s")
     return int(round(bps))
 
 
@@ -69,13 +71,13 @@ def parse_bytes(value) -> int:
     >>> parse_bytes("64KiB")
     65536
     """
-    text = _as_text(value)
+    text = _as_text(value, "a size such as '2MB'")
     match = _SIZE_RE.match(text)
     if not match or match["unit"] not in _SIZE_UNITS:
         raise UnitError(f"{value!r} is not a size; use bytes with B/KB/MB/GB or KiB/MiB/GiB, e.g. '2MB'")
     size = float(match["num"]) * _SIZE_UNITS[match["unit"]]
-    if not math.isfinite(size) or size <= 0:
-        raise UnitError(f"{value!r} must be a positive size")
+    if not math.isfinite(size) or round(size) <= 0:
+        raise UnitError(f"{value!r} must be a positive size of at least 1 byte")
     return int(round(size))
 
 
@@ -89,13 +91,13 @@ def parse_duration_ns(value) -> int:
     >>> parse_duration_ns("2ms")
     2000000
     """
-    text = _as_text(value)
+    text = _as_text(value, "a duration such as '10us'")
     match = _DURATION_RE.match(text)
     if not match:
         raise UnitError(f"{value!r} is not a duration; use a number with ns/us/ms/s, e.g. '10us'")
     ns = float(match["num"]) * _DURATION_UNITS[match["unit"]]
-    if not math.isfinite(ns) or ns <= 0:
-        raise UnitError(f"{value!r} must be a positive duration")
+    if not math.isfinite(ns) or round(ns) <= 0:
+        raise UnitError(f"{value!r} must be a positive duration of at least 1ns")
     return int(round(ns))
 
 
