@@ -1,0 +1,95 @@
+"""Sampling link counters (tc statistics over netlink) and CPU pressure during a run.
+
+One sampler process opens a netlink socket inside every namespace of the run (a netlink socket
+stays in the namespace it was created in) and, every interval, dumps the root qdisc of each shaped
+interface: cumulative bytes/packets sent, drops, and current backlog. ``tc -j`` is not used: it
+prints plain text for HTB classes on this iproute2, and a subprocess per sample would cost more
+CPU than the fabric itself. ``/proc/pressure/cpu`` is read in the same loop.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+import pandas as pd
+
+from fabric.emu.netns import enter_netns_of
+
+TC_H_ROOT = 0xFFFFFFFF
+
+
+def read_cpu_pressure() -> tuple[float, int, int]:
+    """Return (some avg10 %, some total µs, full total µs) from /proc/pressure/cpu."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            lines = fh.read().split("\n")
+    except OSError:
+        return -1.0, -1, -1
+    fields = {}
+    for line in lines:
+        if not line:
+            continue
+        kind, *pairs = line.split()
+        fields[kind] = dict(p.split("=") for p in pairs)
+    some = fields.get("some", {})
+    full = fields.get("full", {})
+    return float(some.get("avg10", -1)), int(some.get("total", -1)), int(full.get("total", -1))
+
+
+def run_sampler(targets: list[dict], interval_s: float, links_out: str, cpu_out: str,
+                stop_fd: int, ready_fd: int) -> None:
+    """Sample until ``stop_fd`` is readable.
+
+    ``targets``: one dict per shaped interface: ``pid`` (namespace owner), ``ifname``, and the
+    identifying columns written with each sample (link_id, node, peer, kind, queue, rate_bps).
+    """
+    from pyroute2 import IPRoute
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    by_pid: dict[int, list[dict]] = {}
+    for t in targets:
+        by_pid.setdefault(t["pid"], []).append(t)
+    sockets = {}
+    for pid, items in by_pid.items():
+        enter_netns_of(pid)
+        ipr = IPRoute()
+        index = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+        for t in items:
+            t["ifindex"] = index[t["ifname"]]
+        sockets[pid] = ipr
+    os.write(ready_fd, b"r")
+
+    rows = []
+    cpu_rows = []
+    poller = select.poll()
+    poller.register(stop_fd, select.POLLIN)
+    next_t = time.monotonic()
+    stopping = False
+    while True:
+        t_ns = time.time_ns()
+        for pid, items in by_pid.items():
+            wanted = {t["ifindex"]: t for t in items}
+            for msg in sockets[pid].get_qdiscs():
+                t = wanted.get(msg["index"])
+                if t is None or msg["parent"] != TC_H_ROOT:
+                    continue
+                st = msg.get_attr("TCA_STATS")
+                rows.append((t_ns, t["link_id"], t["node"], t["peer"], t["kind"], t["queue"], t["rate_bps"],
+                             st["bytes"], st["packets"], st["drop"], st["backlog"], st["qlen"]))
+        some_avg10, some_total, full_total = read_cpu_pressure()
+        cpu_rows.append((t_ns, some_avg10, some_total, full_total))
+        if stopping:
+            break
+        next_t += interval_s
+        wait_ms = max(0, int((next_t - time.monotonic()) * 1000))
+        if poller.poll(wait_ms):
+            stopping = True  # take one last sample, then stop
+    cols = ["t_ns", "link_id", "node", "peer", "kind", "queue", "rate_bps", "tx_bytes", "tx_packets", "drops",
+            "backlog_bytes", "backlog_packets"]
+    pd.DataFrame(rows, columns=cols).to_parquet(links_out, index=False)
+    pd.DataFrame(cpu_rows, columns=["t_ns", "some_avg10", "some_total_us", "full_total_us"]).to_parquet(
+        cpu_out, index=False)

@@ -1,0 +1,180 @@
+"""The configuration plan: every command the emulator applies, per node, computed without root.
+
+Given the fabric graph and the scale factor ``k``, this module decides addresses, MACs, static
+neighbours, routes (ECMP multipath or spraying tables), sysctls, nftables rules and tc shaping,
+as plain command lines. :mod:`fabric.emu.network` runs them inside each namespace, and
+``run.json`` records them, so a run can be audited and reproduced command by command.
+
+Why each piece:
+
+* sysctls: ``fib_multipath_hash_policy=3`` hashes the packet's 5-tuple with a seed (policy 1 hashes
+  the socket and moves flows between spines; policy 0 hashes addresses only); rp_filter off because
+  multipath makes return paths asymmetric.
+* static neighbours: ARP must not add first-packet latency or traffic to the measurement.
+* HTB with one class + bfifo: a rate-limited port with a byte-limited tail-drop buffer, the model of
+  a switch egress port that this kernel supports (no netem, no RED/fq_codel).
+* TSO/GSO/GRO off: the kernel must not merge or split our packets behind the shaper's back.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT, UDP_IP_OVERHEAD_BYTES
+from fabric.specs import FabricSpec
+from fabric.topology import hosts, routes, switches
+
+MTU = 9000
+SPRAY_TABLE_BASE = 100
+NFT_TABLE = "fabric"
+
+
+@dataclass
+class NodePlan:
+    """Commands for one namespace, in the order they must run."""
+
+    sysctl: list[str] = field(default_factory=list)
+    ip: list[str] = field(default_factory=list)      # `ip -batch` lines
+    ethtool: list[str] = field(default_factory=list)  # full command lines
+    tc: list[str] = field(default_factory=list)      # `tc -batch` lines
+    nft: list[str] = field(default_factory=list)     # `nft -f` script lines
+
+    def commands(self) -> list[str]:
+        """The plan as the command lines run.json records."""
+        out = [f"sysctl -w {s}" for s in self.sysctl]
+        out += [f"ip {line}" for line in self.ip]
+        out += list(self.ethtool)
+        out += [f"tc {line}" for line in self.tc]
+        if self.nft:
+            out.append("nft -f - <<< '" + " ".join(line.strip() for line in self.nft) + "'")
+        return out
+
+
+@dataclass(frozen=True)
+class LinkShape:
+    """One shaped direction of a link: the egress port of ``node`` towards ``peer``."""
+
+    link_id: str
+    node: str
+    peer: str
+    ifname: str
+    kind: str
+    rate_bps: int           # emulated (real ÷ k)
+    buffer_bytes: int       # emulated bfifo limit
+
+
+def mac_for(node_index: int, port: int) -> str:
+    """A locally administered, deterministic MAC per (node, port)."""
+    return "02:fa:%02x:%02x:%02x:%02x" % ((node_index >> 8) & 0xFF, node_index & 0xFF, (port >> 8) & 0xFF, port & 0xFF)
+
+
+def wire_packet_bytes(payload_bytes: int) -> int:
+    return payload_bytes + UDP_IP_OVERHEAD_BYTES + 14
+
+
+def shaped_buffer_bytes(buffer_bytes: float, k: float, payload_bytes: int) -> int:
+    """Emulated buffer: real bytes ÷ k, but never below two full packets (or it drops everything)."""
+    return int(max(2 * wire_packet_bytes(payload_bytes), round(buffer_bytes / k)))
+
+
+def htb_lines(ifname: str, rate_bps: int, limit_bytes: int, payload_bytes: int) -> list[str]:
+    """HTB root + one class at ``rate_bps`` + a bfifo leaf of ``limit_bytes``."""
+    packet = wire_packet_bytes(payload_bytes)
+    # burst of two packets: the port sends back to back at its rate, as a real egress port does,
+    # instead of letting a token bucket pass a whole burst through without queueing.
+    burst = 2 * packet
+    return [
+        f"qdisc replace dev {ifname} root handle 1: htb default 1",
+        f"class add dev {ifname} parent 1: classid 1:1 htb rate {rate_bps}bit ceil {rate_bps}bit "
+        f"burst {burst} cburst {burst} quantum {packet}",
+        f"qdisc add dev {ifname} parent 1:1 handle 10: bfifo limit {limit_bytes}",
+    ]
+
+
+def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAULT_PAYLOAD_BYTES,
+               host_queue_bytes: int | None = None) -> tuple[dict[str, NodePlan], list[LinkShape]]:
+    """Compute every node's commands and the list of shaped link directions.
+
+    ``host_queue_bytes`` is the host NIC's own queue (its egress towards the edge switch). It must
+    hold what a sender's socket buffer lets it queue, so that hosts never drop: host-side loss
+    would be the emulator's fault, not the fabric's.
+    """
+    spec: FabricSpec = g.graph["spec"]
+    node_index = {n: i for i, n in enumerate(sorted(g.nodes, key=lambda n: (g.nodes[n]["tier"], g.nodes[n]["index"])))}
+    plans: dict[str, NodePlan] = defaultdict(NodePlan)
+    shapes: list[LinkShape] = []
+    macs: dict[tuple[str, str], str] = {}
+    port_counter: dict[str, int] = defaultdict(int)
+
+    for u, v, data in sorted(g.edges(data=True), key=lambda e: e[2]["link_id"]):
+        for node in (u, v):
+            macs[(node, data["ifname"][node])] = mac_for(node_index[node], port_counter[node])
+            port_counter[node] += 1
+
+    for u, v, data in sorted(g.edges(data=True), key=lambda e: e[2]["link_id"]):
+        rate = int(round(data["rate_bps"] / k))
+        for node, peer in ((u, v), (v, u)):
+            ifname, peer_if = data["ifname"][node], data["ifname"][peer]
+            plan = plans[node]
+            plan.ip.append(f"link set dev {ifname} address {macs[(node, ifname)]} mtu {MTU}")
+            plan.ip.append(f"addr add {data['addr'][node]}/31 dev {ifname}")
+            plan.ip.append(f"link set dev {ifname} up")
+            plan.ip.append(f"neigh replace {data['addr'][peer]} lladdr {macs[(peer, peer_if)]} dev {ifname} nud permanent")
+            plan.ethtool.append(f"ethtool -K {ifname} tso off gso off gro off")
+            is_host_nic = g.nodes[node]["role"] == "host"
+            if is_host_nic and host_queue_bytes is not None:
+                limit = host_queue_bytes
+            else:
+                limit = shaped_buffer_bytes(data["buffer_bytes"], k, payload_bytes)
+            plan.tc.extend(htb_lines(ifname, rate, limit, payload_bytes))
+            shapes.append(LinkShape(data["link_id"], node, peer, ifname, data["kind"], rate, limit))
+
+    for h in hosts(g):
+        plan = plans[h]
+        plan.sysctl += ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv4.conf.all.rp_filter=0",
+                        "net.ipv4.conf.default.rp_filter=0"]
+        plan.ip.append("link set dev lo up")
+        plan.ip.append(f"route add default via {g.nodes[h]['gateway']}")
+
+    table = routes(g)
+    lb = spec.load_balancing
+    for sw in switches(g):
+        plan = plans[sw]
+        plan.sysctl += [
+            "net.ipv4.ip_forward=1", "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+            "net.ipv4.fib_multipath_hash_policy=3",
+            f"net.ipv4.fib_multipath_hash_fields={lb.hash_fields_mask:#x}",
+            f"net.ipv4.fib_multipath_hash_seed={seed}",
+        ]
+        plan.ip.append("link set dev lo up")
+        for prefix, hops in sorted(table[sw].items()):
+            plan.ip.append(f"route add {prefix} " + " ".join(
+                f"nexthop via {ip} dev {dev} weight 1" for ip, dev in hops))
+        width = max((len(h) for h in table[sw].values()), default=0)
+        nft = [f"table ip {NFT_TABLE} {{"]
+        if spec.spraying and width > 1:
+            # Per-packet spraying: round-robin mark, one single-next-hop table per mark.
+            for i in range(width):
+                plan.ip.append(f"rule add fwmark {i + 1} lookup {SPRAY_TABLE_BASE + i} priority {1000 + i}")
+                for prefix, hops in sorted(table[sw].items()):
+                    ip, dev = hops[i % len(hops)]
+                    plan.ip.append(f"route add {prefix} via {ip} dev {dev} table {SPRAY_TABLE_BASE + i}")
+            nft += ["  chain spray {",
+                    "    type filter hook prerouting priority mangle; policy accept;",
+                    f"    udp dport {PROBE_UDP_PORT} meta mark set numgen inc mod {width} offset 1",
+                    "  }"]
+        if g.nodes[sw]["tier"] == "core":
+            # Path tagging: the core switch writes its index into DSCP so receivers learn each
+            # packet's path (IP_RECVTOS). Only our probe packets are touched.
+            nft += ["  chain tag {",
+                    "    type filter hook forward priority mangle; policy accept;",
+                    f"    udp dport {PROBE_UDP_PORT} ip dscp set {g.nodes[sw]['index'] + 1}",
+                    "  }"]
+        nft.append("}")
+        if len(nft) > 2:
+            plan.nft.extend(nft)
+    return dict(plans), shapes

@@ -1,0 +1,337 @@
+"""One emulation run, end to end: build, probe the idle fabric, replay, collect, tear down.
+
+This is the emulator backend behind ``run(...)``: it takes a fabric graph and a Schedule and
+leaves a self-describing run directory (:mod:`fabric.rundir`). Everything it creates — namespaces,
+veths, qdiscs, nft tables, agent processes — is removed on success, on error and on Ctrl-C/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from fabric import __version__
+from fabric.emu.agents import MessagePlan, run_receiver, run_sender
+from fabric.emu.counters import run_sampler
+from fabric.emu.network import EmulatedFabric
+from fabric.emu.plan import build_plan, wire_packet_bytes
+from fabric.emu.scale import DEFAULT_BUDGET_PPS, ScaleChoice, choose_scale
+from fabric.errors import EmulationError, SpecError
+from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES
+from fabric.rundir import write_json, write_table
+from fabric.schedule import normalize, write_schedule
+from fabric.specs import FabricSpec
+from fabric.topology import fabric_facts, hosts
+
+NOISE_PROBE_PAYLOAD_BYTES = 64
+NOISE_PROBE_SPAN_S = 0.4
+NOISE_PROBES_PER_PAIR = 20
+LEAD_S = 0.6           # noise probes run in the LEAD_S before schedule time 0
+HOST_QUEUE_PACKETS = 16          # the host NIC queue (bfifo) — a safety net
+HOST_TARGET_QUEUE_PACKETS = 4    # what the senders aim to keep queued there
+SENDER_PROCESSES = 2   # one per vCPU
+
+
+@dataclass
+class RunOptions:
+    seed: int = 1
+    scale: float | None = None
+    payload_bytes: int = DEFAULT_PAYLOAD_BYTES
+    budget_pps: int = DEFAULT_BUDGET_PPS
+    tmax_s: float = 1.0
+    sample_interval_s: float = 0.1
+    name: str | None = None
+    extra: dict = field(default_factory=dict)  # workload facts etc., copied into run.json
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def emulated_sizes(schedule: pd.DataFrame, k: float, payload_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per message: emulated bytes (≥ one header), packet count, payload of the last packet."""
+    emulated = np.maximum(np.round(schedule["bytes"].to_numpy() / k), HEADER_BYTES).astype(np.int64)
+    packets = np.ceil(emulated / payload_bytes).astype(np.int64)
+    last = emulated - (packets - 1) * payload_bytes
+    last = np.maximum(last, HEADER_BYTES)
+    return emulated, packets, last
+
+
+def noise_probe_schedule(g: nx.MultiGraph, lead_s: float) -> pd.DataFrame:
+    """Low-rate single-packet probes between host pairs on different edge switches, before t=0."""
+    names = hosts(g)
+    per_edge = g.graph["spec"].hosts_per_edge
+    pairs = [(names[i], names[(i + per_edge) % len(names)]) for i in range(len(names))
+             if g.nodes[names[i]]["edge"] != g.nodes[names[(i + per_edge) % len(names)]]["edge"]]
+    rows = []
+    n = len(pairs) * NOISE_PROBES_PER_PAIR
+    for j in range(n):
+        src, dst = pairs[j % len(pairs)]
+        rows.append((j, -lead_s + NOISE_PROBE_SPAN_S * j / max(n, 1), src, dst))
+    return pd.DataFrame(rows, columns=["msg_id", "t_start_s", "src", "dst"])
+
+
+def _tool_versions() -> dict:
+    def first_line(cmd):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unavailable"
+    try:
+        from mininet.net import VERSION as mininet_version
+    except ImportError:
+        mininet_version = "unavailable"
+    return {"fabric": __version__, "python": sys.version.split()[0], "kernel": platform.release(),
+            "mininet": mininet_version, "iproute2": first_line(["ip", "-V"]),
+            "nftables": first_line(["nft", "--version"]), "numpy": np.__version__, "pandas": pd.__version__}
+
+
+def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Path,
+        options: RunOptions, progress: Callable[[str, float], None] | None = None) -> Path:
+    """Emulate ``schedule`` on fabric ``g`` and write the run directory ``out_dir``.
+
+    ``progress(stage, fraction)`` is called as the run advances (for a progress bar).
+    """
+    started = time.time()
+    report = progress or (lambda stage, frac: None)
+    facts = fabric_facts(g)
+    if not facts["emulable"]:
+        raise SpecError(spec.source, "", facts["emulable_reason"])
+    schedule = normalize(schedule)
+    known = set(hosts(g))
+    unknown = sorted((set(schedule["src"]) | set(schedule["dst"])) - known)
+    if unknown:
+        raise SpecError(spec.source, "", f"schedule uses hosts {unknown[:5]} that the design lacks (it has h0..h{len(known) - 1})")
+    if schedule.empty:
+        raise SpecError(spec.source, "", "the schedule has no messages")
+
+    nic_rate = {h: g.nodes[h]["nic_rate_bps"] for h in known}
+    link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
+    choice: ScaleChoice = choose_scale(schedule, nic_rate, link_rates, options.budget_pps,
+                                       options.payload_bytes, options.scale)
+    k = choice.k
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise SpecError(str(out_dir), "--out", "directory exists and is not empty; choose a new one or remove it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / ".work"
+    work.mkdir()
+
+    host_names = hosts(g)
+    index_of = {h: i for i, h in enumerate(host_names)}
+    probes = noise_probe_schedule(g, LEAD_S)
+    load_emulated, load_packets, load_last = emulated_sizes(schedule, k, options.payload_bytes)
+    n_probe = len(probes)
+    packet_wire = wire_packet_bytes(options.payload_bytes)
+    host_queue = HOST_QUEUE_PACKETS * packet_wire
+    plans, shapes = build_plan(g, k, options.seed, options.payload_bytes, host_queue_bytes=host_queue)
+
+    commands = {node: plans[node].commands() for node in sorted(plans)}
+    old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    ctx = multiprocessing.get_context("fork")
+    children: list[multiprocessing.Process] = []
+    fabric = EmulatedFabric(g, plans, work)
+    try:
+        total_nodes = g.number_of_nodes() * 2
+        done = [0]
+
+        def step():
+            done[0] += 1
+            report("build", done[0] / total_nodes)
+
+        fabric.build(progress=step)
+        pids = [fabric.pids[h] for h in host_names]
+        addrs = [g.nodes[h]["address"] for h in host_names]
+
+        # Records: noise probes first (wire ids 0..P-1), then the load (P..P+N-1).
+        src = np.concatenate([probes["src"].map(index_of).to_numpy(), schedule["src"].map(index_of).to_numpy()])
+        dst = np.concatenate([probes["dst"].map(index_of).to_numpy(), schedule["dst"].map(index_of).to_numpy()])
+        packets = np.concatenate([np.ones(n_probe, dtype=np.int64), load_packets])
+        payload = np.concatenate([np.full(n_probe, NOISE_PROBE_PAYLOAD_BYTES), np.full(len(schedule), options.payload_bytes)])
+        last = np.concatenate([np.full(n_probe, NOISE_PROBE_PAYLOAD_BYTES), load_last])
+        t_rel = np.concatenate([probes["t_start_s"].to_numpy(), schedule["t_start_s"].to_numpy()])
+
+        stop_r, stop_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        targets = [dict(pid=fabric.pids[s.node], ifname=s.ifname, link_id=s.link_id, node=s.node, peer=s.peer,
+                        kind=s.kind, queue="port", rate_bps=s.rate_bps) for s in shapes]
+        sampler = ctx.Process(target=run_sampler, name="fabric-sampler",
+                              args=(targets, options.sample_interval_s, str(work / "links.parquet"),
+                                    str(work / "cpu.parquet"), stop_r, ready_w))
+        # The plan's start times are filled in once the receiver is ready; build a placeholder.
+        plan = MessagePlan(src=src, dst=dst, t_start_ns=np.zeros(len(src), dtype=np.int64), packets=packets,
+                           payload=payload, last_payload=last, host_pids=pids, host_addrs=addrs,
+                           host_rate_bps=[g.nodes[h]["nic_rate_bps"] / k for h in host_names])
+        receiver = ctx.Process(target=run_receiver, name="fabric-receiver",
+                               args=(plan, str(work / "rx.npz"), stop_r, ready_w))
+        for proc in (sampler, receiver):
+            proc.start()
+            children.append(proc)
+        for _ in range(2):
+            ready = os.read(ready_r, 1)
+            if not ready:
+                raise EmulationError("an agent failed to start")
+        t0_ns = time.time_ns() + int((LEAD_S + 0.3) * 1e9)
+        plan.t_start_ns = (t0_ns + np.round(t_rel * 1e9)).astype(np.int64)
+        senders = []
+        for i in range(SENDER_PROCESSES):
+            subset = list(range(i, len(host_names), SENDER_PROCESSES))
+            sender = ctx.Process(target=run_sender, name=f"fabric-sender-{i}",
+                                 args=(plan, str(work / f"tx{i}.npz"), subset, HOST_TARGET_QUEUE_PACKETS))
+            sender.start()
+            children.append(sender)
+            senders.append(sender)
+
+        span_s = float(schedule["t_start_s"].max()) + LEAD_S + 0.3
+        t_begin = time.time()
+        while any(s.is_alive() for s in senders):
+            for s in senders:
+                s.join(0.1)
+            report("replay", min(0.99, (time.time() - t_begin) / max(span_s, 0.1)))
+            for proc in (receiver, sampler):
+                if not proc.is_alive():
+                    raise EmulationError(f"{proc.name} died (exit code {proc.exitcode}) during the run")
+        for s in senders:
+            if s.exitcode != 0:
+                raise EmulationError(f"{s.name} failed (exit code {s.exitcode})")
+        report("replay", 1.0)
+        # Wait Tmax for the last packets, then stop the receiver and the sampler.
+        time.sleep(options.tmax_s)
+        os.write(stop_w, b"ss")
+        for proc in (receiver, sampler):
+            proc.join(30)
+            if proc.exitcode != 0:
+                raise EmulationError(f"{proc.name} failed (exit code {proc.exitcode})")
+        report("collect", 0.5)
+    finally:
+        for proc in children:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        fabric.teardown()
+        signal.signal(signal.SIGTERM, old_sigterm)
+
+    _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, plan, load_emulated,
+                   commands, shapes, pids_gone=list(fabric.pids.values()), started=started, t0_ns=t0_ns)
+    report("collect", 1.0)
+    return out_dir
+
+
+def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, plan: MessagePlan, load_emulated,
+                   commands, shapes, pids_gone, started, t0_ns) -> None:
+    host_names = hosts(g)
+    parts = [np.load(work / f"tx{i}.npz") for i in range(SENDER_PROCESSES)]
+    tx = {"tx_ns": np.maximum.reduce([p["tx_ns"] for p in parts]),
+          "tx_user_ns": np.maximum.reduce([p["tx_user_ns"] for p in parts]),
+          "refused": sum(int(p["refused"].sum()) for p in parts)}
+    rx = np.load(work / "rx.npz")
+    offsets = plan.offsets
+    wire = np.repeat(np.arange(len(plan.packets)), plan.packets)
+    seq = np.arange(plan.total_packets) - np.repeat(offsets, plan.packets)
+    sizes = np.where(seq == np.repeat(plan.packets - 1, plan.packets),
+                     np.repeat(plan.last_payload, plan.packets), np.repeat(plan.payload, plan.packets))
+    names = np.array(host_names, dtype=object)
+    n_probe = len(probes)
+    msg_ids = np.concatenate([probes["msg_id"].to_numpy(), schedule["msg_id"].to_numpy()])
+    frame = pd.DataFrame({
+        "msg_id": msg_ids[wire], "seq": seq, "src": names[plan.src[wire]], "dst": names[plan.dst[wire]],
+        "bytes": sizes, "tx_ns": np.where(tx["tx_ns"] >= 0, tx["tx_ns"], tx["tx_user_ns"]), "rx_ns": rx["rx_ns"], "copies": rx["copies"], "path": rx["path"],
+    })
+    is_probe = wire < n_probe
+    write_table(out_dir, "noise", frame[is_probe])
+    write_table(out_dir, "packets", frame[~is_probe].reset_index(drop=True))
+
+    # Per message, from the load part only.
+    load = ~is_probe
+    lw = wire[load] - n_probe
+    starts = offsets[n_probe:] - offsets[n_probe]
+    tx_load = tx["tx_user_ns"][load]
+    rx_load = rx["rx_ns"][load]
+    received = rx["copies"][load] > 0
+    counts = plan.packets[n_probe:]
+    first_idx = starts
+    last_idx = starts + counts - 1
+    rx_for_max = np.where(received, rx_load, -1)
+    t_rx_last = np.maximum.reduceat(rx_for_max, starts) if len(starts) else np.array([], dtype=np.int64)
+    messages = pd.DataFrame({
+        "msg_id": schedule["msg_id"].to_numpy(), "src": schedule["src"], "dst": schedule["dst"],
+        "kind": schedule["kind"], "group": schedule["group"], "request_id": schedule["request_id"],
+        "step": schedule["step"], "bytes": schedule["bytes"], "bytes_emulated": load_emulated,
+        "packets": counts, "packets_received": np.add.reduceat(received.astype(np.int64), starts),
+        "t_sched_ns": plan.t_start_ns[n_probe:], "t_tx_first_ns": tx_load[first_idx],
+        "t_tx_last_ns": tx_load[last_idx], "t_rx_last_ns": t_rx_last,
+    })
+    del lw
+    write_table(out_dir, "messages", messages)
+    links = pd.read_parquet(work / "links.parquet")
+    write_table(out_dir, "links", links)
+    write_table(out_dir, "cpu", pd.read_parquet(work / "cpu.parquet"))
+    write_schedule(schedule, out_dir / "schedule.parquet")
+
+    host_side_drops = 0
+    if not links.empty:
+        last_sample = links[links["t_ns"] == links["t_ns"].max()]
+        host_side_drops = int(last_sample.loc[last_sample["kind"].eq("host") &
+                                              last_sample["node"].isin(host_names), "drops"].sum()) - int(tx["refused"])
+    run_json = {
+        "format": 1,
+        "name": options.name or out_dir.name,
+        "fabric_version": __version__,
+        "topology": {"path": spec.source, "sha256": spec.content_sha256, "spec": _jsonable(spec.to_dict()),
+                     "facts": fabric_facts(g)},
+        "workload": options.extra.get("workload", {}),
+        "seed": options.seed,
+        "scale_k": choice.k,
+        "scale": choice.to_dict() | {
+            "note": "link rates, message sizes and buffers divided by k; times are real; packet size is "
+                    "not scaled, so per-packet serialization is k times coarser than on the real fabric"},
+        "payload_bytes": options.payload_bytes,
+        "noise_probe_payload_bytes": NOISE_PROBE_PAYLOAD_BYTES,
+        "t0_ns": int(t0_ns),
+        "tmax_ns": int(options.tmax_s * 1e9),
+        "host_queue_packets": HOST_QUEUE_PACKETS,
+        "host_target_queue_packets": HOST_TARGET_QUEUE_PACKETS,
+        "tx_timestamps_missing": int(((tx["tx_user_ns"] >= 0) & (tx["tx_ns"] < 0)).sum()),
+        "host_side_drops": host_side_drops,
+        # Sends the host NIC queue refused (retried): they show up as drops on the host's own
+        # link and are subtracted from host_side_drops, which should then be zero.
+        "sender_refused": int(tx["refused"]),
+        "receiver_foreign_packets": int(rx["unknown"]),
+        "links_shaped": [dict(link_id=s.link_id, node=s.node, peer=s.peer, ifname=s.ifname, kind=s.kind,
+                              rate_bps=s.rate_bps, buffer_bytes=s.buffer_bytes) for s in shapes],
+        "commands": commands,
+        "tools": _tool_versions(),
+        "namespace_owner_pids": sorted(pids_gone),
+        "wall_time_s": round(time.time() - started, 3),
+    }
+    write_json(out_dir / "run.json", run_json)
+    for f in work.iterdir():
+        f.unlink()
+    work.rmdir()
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
