@@ -1,0 +1,307 @@
+"""Fidelity: did the emulator keep its invariants during a run? (METRICS.md "Fidelity").
+
+This module owns the fidelity *signals* measured from a run directory and the *verdict* drawn
+from them. A verdict is ``trusted`` when no signal is past its warning threshold, ``degraded``
+when exactly one signal is past its warning threshold (and none past its fail threshold), and
+``untrusted`` when any signal is past its fail threshold or two or more are past their warning
+thresholds. A measure that could not be taken (no scheduler, no busy link, no probe) is ``n/a``
+and counts as neither.
+
+Thresholds (a measure trips when its value is strictly greater than the threshold):
+
+=====================  ==========================  ========  ========  ===========================================
+signal                 measure                     warn      fail      what it is
+=====================  ==========================  ========  ========  ===========================================
+noise_floor            noise_floor_p99_us          50        200       idle-fabric OWD p99 (probe before the load), µs
+cpu_pressure           cpu_some_avg10_max_pct      25        60        max of /proc/pressure/cpu "some avg10", %
+cpu_pressure           cpu_some_stall_fraction     0.05      0.20      Δ"some total" / wall time of the samples
+sender_lateness        sender_late_p99_us          200       2000      p99 of t_tx_first − t_sched over messages, µs
+sender_lateness        sender_late_p99_rel         0.10      0.50      p99 of that lateness ÷ the message's ideal MCT
+link_accuracy          link_rate_error             0.05      0.15      max over busy links of |achieved/configured − 1|
+host_side_loss         host_side_loss_ratio        0         0.001     packets dropped before the first link ÷ sent
+scheduler_lateness     scheduler_late_p99_rel      0.25      1.0       p99 of (tick interval − configured tick) ÷ tick
+=====================  ==========================  ========  ========  ===========================================
+
+A signal's level is the worst of its measures, except ``sender_lateness``, which trips only when
+*both* its measures do: lateness matters when it is large against the message's own duration and
+also above the tens-of-µs software noise floor (a 30 µs late start of a 10 µs message is noise).
+A *busy* link is one whose backlog was non-zero in more than half of its samples; its achieved
+rate is measured over the intervals that were backlogged at both ends (HTB then sends at its
+configured rate). VOQ classes are excluded: the credit scheduler changes their rates every tick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fabric import rundir
+from fabric.analysis import metrics as M
+
+# measure -> (warn, fail, unit/description)
+THRESHOLDS = {
+    "noise_floor_p99_us": (50.0, 200.0, "us"),
+    "cpu_some_avg10_max_pct": (25.0, 60.0, "percent"),
+    "cpu_some_stall_fraction": (0.05, 0.20, "fraction of wall time"),
+    "sender_late_p99_us": (200.0, 2000.0, "us"),
+    "sender_late_p99_rel": (0.10, 0.50, "fraction of ideal MCT"),
+    "link_rate_error": (0.05, 0.15, "fraction of configured rate"),
+    "host_side_loss_ratio": (0.0, 0.001, "fraction of packets sent"),
+    "scheduler_late_p99_rel": (0.25, 1.0, "fraction of configured tick"),
+}
+
+# signal -> (measures, how the measures' levels combine)
+SIGNALS = {
+    "noise_floor": (("noise_floor_p99_us",), "worst"),
+    "cpu_pressure": (("cpu_some_avg10_max_pct", "cpu_some_stall_fraction"), "worst"),
+    "sender_lateness": (("sender_late_p99_us", "sender_late_p99_rel"), "all"),
+    "link_accuracy": (("link_rate_error",), "worst"),
+    "host_side_loss": (("host_side_loss_ratio",), "worst"),
+    "scheduler_lateness": (("scheduler_late_p99_rel",), "worst"),
+}
+
+BUSY_SAMPLE_FRACTION = 0.5  # "backlog > 0 for most samples"
+MIN_BUSY_INTERVALS = 2
+
+_RANK = {"n/a": -1, "ok": 0, "warn": 1, "fail": 2}
+
+
+# --------------------------------------------------------------------------------------------
+# Signals
+# --------------------------------------------------------------------------------------------
+
+def _p99(values: np.ndarray) -> float:
+    return M.percentiles(values, [("p99", 99_000)])["p99"] if np.asarray(values).size else None
+
+
+def noise_floor_signal(noise: pd.DataFrame) -> float | None:
+    """Idle OWD p99 over received probe packets, µs (None without a probe)."""
+    if noise is None or noise.empty:
+        return None
+    rx = noise["rx_ns"].to_numpy(np.int64)
+    d = (rx - noise["tx_ns"].to_numpy(np.int64))[rx >= 0]
+    return _p99(d) / 1e3 if d.size else None
+
+
+def cpu_signals(cpu: pd.DataFrame) -> dict:
+    """Max "some avg10" (%) and the fraction of wall time some task was stalled on CPU."""
+    out = {"cpu_some_avg10_max_pct": None, "cpu_some_stall_fraction": None}
+    if cpu is None or cpu.empty:
+        return out
+    c = cpu.sort_values("t_ns", kind="stable")
+    out["cpu_some_avg10_max_pct"] = float(c["some_avg10"].max())
+    dt_us = (int(c["t_ns"].iloc[-1]) - int(c["t_ns"].iloc[0])) / 1e3
+    if len(c) >= 2 and dt_us > 0:
+        out["cpu_some_stall_fraction"] = max(0.0, (int(c["some_total_us"].iloc[-1]) - int(c["some_total_us"].iloc[0])) / dt_us)
+    return out
+
+
+def sender_lateness_signals(messages: pd.DataFrame, links: pd.DataFrame, noise: pd.DataFrame,
+                            fallback_rate_bps: float = M.NAN) -> dict:
+    """p99 of actual − scheduled first send, absolute (µs) and relative to the ideal MCT."""
+    out = {"sender_late_p99_us": None, "sender_late_p99_rel": None}
+    if messages is None or messages.empty:
+        return out
+    sent = messages[messages["t_tx_first_ns"] >= 0]
+    if sent.empty:
+        return out
+    late = (sent["t_tx_first_ns"] - sent["t_sched_ns"]).to_numpy(np.int64)
+    out["sender_late_p99_us"] = _p99(late) / 1e3
+    rate = M.sender_line_rate_bps(links, sent["src"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
+    ideal = M.ideal_mct_ns(sent["bytes_emulated"].to_numpy(np.float64), rate, M.idle_path_delay_ns(noise))
+    ok = np.isfinite(ideal) & (ideal > 0)
+    if ok.any():
+        out["sender_late_p99_rel"] = _p99(late[ok] / ideal[ok])
+    return out
+
+
+def link_accuracy_signal(links: pd.DataFrame) -> tuple[float | None, dict]:
+    """Worst |achieved / configured − 1| over busy port queues (host and fabric links)."""
+    detail = {"busy_links": 0, "worst_link": None}
+    if links is None or links.empty:
+        return None, detail
+    f = links[links["kind"].isin(["fabric", "host"]) & (links["queue"].fillna("port") == "port")]
+    if f.empty:
+        return None, detail
+    busy_frac = (f["backlog_packets"] > 0).groupby([f[c] for c in M.LINK_KEY], sort=True).mean()
+    busy = busy_frac[busy_frac > BUSY_SAMPLE_FRACTION]
+    if busy.empty:
+        return None, detail
+    iv = M.link_intervals(f)
+    iv = iv[(iv["backlog_start_packets"] > 0) & (iv["backlog_end_packets"] > 0) & (iv["dt_ns"] > 0)]
+    worst, worst_key, n = None, None, 0
+    for key, g in iv.groupby(M.LINK_KEY, sort=True):
+        if key not in busy.index or len(g) < MIN_BUSY_INTERVALS:
+            continue
+        dt = g["dt_ns"].to_numpy(np.float64)
+        achieved = g["tx_bytes"].sum() * 8e9 / dt.sum()
+        configured = float((g["rate_bps"].to_numpy(np.float64) * dt).sum() / dt.sum())
+        if configured <= 0:
+            continue
+        n += 1
+        err = abs(achieved / configured - 1.0)
+        if worst is None or err > worst:
+            worst, worst_key = err, M.link_key(*key)
+    detail.update(busy_links=n, worst_link=worst_key)
+    return worst, detail
+
+
+def host_side_loss_signal(run: dict, links: pd.DataFrame, packets_sent: int) -> tuple[float | None, dict]:
+    """Packets dropped before the first link ÷ packets sent.
+
+    From ``run.json['host_side_drops']`` (a count, or a mapping of counts) when the emulator
+    recorded it, else from drops on host uplinks (``kind == 'host'`` queues transmitted by a host).
+    """
+    raw = run.get("host_side_drops")
+    if raw is not None:
+        drops = sum(int(v) for v in raw.values()) if isinstance(raw, dict) else int(raw)
+        source = "run.json host_side_drops"
+    elif links is not None and not links.empty:
+        up = links[(links["kind"] == "host") & links["node"].astype(str).str.match(M.HOST_RE.pattern)]
+        if up.empty:
+            return None, {"host_side_drops": None, "source": None}
+        iv = M.link_intervals(up)
+        drops = int(iv["drops"].sum())
+        source = "links.parquet host uplink drops"
+    else:
+        return None, {"host_side_drops": None, "source": None}
+    ratio = drops / packets_sent if packets_sent > 0 else (0.0 if drops == 0 else float("inf"))
+    return ratio, {"host_side_drops": drops, "source": source}
+
+
+def scheduler_lateness_signal(run: dict, scheduler: pd.DataFrame) -> tuple[float | None, dict]:
+    """p99 of tick lateness relative to the configured tick (scheduled fabrics only)."""
+    cfg = run.get("scheduler") or {}
+    tick = cfg.get("tick_ns")
+    if cfg.get("tick_late_p99_ns") is not None and tick:
+        late = float(cfg["tick_late_p99_ns"])
+        return late / float(tick), {"tick_ns": int(tick), "tick_late_p99_us": late / 1e3, "source": "run.json"}
+    if scheduler is None or scheduler.empty:
+        return None, {}
+    ticks = scheduler.drop_duplicates("t_ns").sort_values("t_ns")
+    intervals = ticks["tick_interval_ns"].to_numpy(np.int64)
+    intervals = intervals[intervals > 0]
+    if intervals.size == 0:
+        intervals = np.diff(ticks["t_ns"].to_numpy(np.int64))
+    if intervals.size == 0:
+        return None, {}
+    source = "scheduler.parquet vs run.json scheduler.tick_ns"
+    if not tick:
+        # Without the configured tick only the spread around the typical interval is visible.
+        tick = M.percentiles(intervals, [("p50", 50_000)])["p50"]
+        source = "scheduler.parquet vs its median interval"
+    late = _p99(intervals - float(tick))
+    return max(0.0, late) / float(tick), {"tick_ns": int(tick), "tick_late_p99_us": late / 1e3, "source": source}
+
+
+def fidelity_signals(source) -> dict:
+    """Measure every fidelity signal of a run.
+
+    Parameters
+    ----------
+    source : Path or str or dict
+        A run directory, or a dict of frames as returned by
+        :func:`fabric.analysis.run_metrics.read_frames` (``run``, ``messages``, ``links``, ``cpu``,
+        ``noise``, ``scheduler``; ``packets`` optional).
+
+    Returns
+    -------
+    dict
+        One value per measure of :data:`THRESHOLDS` (``None`` when it could not be taken) and a
+        ``detail`` dict (which link was worst, where host-side drops came from, ...).
+    """
+    if isinstance(source, (str, Path)):
+        d = Path(source)
+        f = {"run": rundir.read_run_json(d), "messages": rundir.read_table(d, "messages"),
+             "links": rundir.read_table(d, "links", required=False),
+             "cpu": rundir.read_table(d, "cpu", required=False),
+             "noise": rundir.read_table(d, "noise", required=False),
+             "scheduler": rundir.read_table(d, "scheduler", required=False)}
+    else:
+        f = source
+    run = f.get("run") or {}
+    empty = {name: pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+             for name, cols in rundir.FILES.items()}
+    messages = f.get("messages", empty["messages"])
+    links = f.get("links", empty["links"])
+    noise = f.get("noise", empty["noise"])
+    scale_k = float(run.get("scale_k", 1) or 1)
+    fallback = (run.get("host_link_rate_bps") or 0) / scale_k or M.NAN
+    if f.get("packets") is not None:
+        sent = int(len(f["packets"]))
+    else:
+        sent = int(messages["packets"].sum()) if len(messages) else 0
+
+    out: dict = {"noise_floor_p99_us": noise_floor_signal(noise)}
+    out.update(cpu_signals(f.get("cpu", empty["cpu"])))
+    out.update(sender_lateness_signals(messages, links, noise, fallback))
+    out["link_rate_error"], link_detail = link_accuracy_signal(links)
+    out["host_side_loss_ratio"], host_detail = host_side_loss_signal(run, links, sent)
+    out["scheduler_late_p99_rel"], sched_detail = scheduler_lateness_signal(run, f.get("scheduler", empty["scheduler"]))
+    out["detail"] = {"link_accuracy": link_detail, "host_side_loss": host_detail,
+                     "scheduler_lateness": sched_detail}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Verdict
+# --------------------------------------------------------------------------------------------
+
+def measure_level(name: str, value) -> str:
+    """'n/a', 'ok', 'warn' or 'fail' for one measure against :data:`THRESHOLDS`."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    warn, fail, _ = THRESHOLDS[name]
+    v = float(value)
+    return "fail" if v > fail else "warn" if v > warn else "ok"
+
+
+def fidelity_verdict(signals: dict) -> dict:
+    """Grade fidelity signals into ``trusted`` / ``degraded`` / ``untrusted``.
+
+    Parameters
+    ----------
+    signals : dict
+        Measure name -> value (``None``: not measured), as from :func:`fidelity_signals`; missing
+        measures count as not measured. An optional ``detail`` entry is passed through.
+
+    Returns
+    -------
+    dict
+        ``verdict``; ``failing`` (signals past their fail threshold) and ``warning`` (past their
+        warning threshold only), both sorted; ``reasons`` (one line per tripped measure);
+        ``signals`` (per signal: level and measure values); ``thresholds``; ``detail``.
+    """
+    per_signal: dict = {}
+    reasons: list[str] = []
+    for sig, (measures, combine) in SIGNALS.items():
+        levels = {m: measure_level(m, signals.get(m)) for m in measures}
+        known = [lv for lv in levels.values() if lv != "n/a"]
+        if not known:
+            level = "n/a"
+        elif combine == "all":
+            # Both must trip; with one measure missing, the other decides alone.
+            level = min(known, key=_RANK.__getitem__)
+        else:
+            level = max(known, key=_RANK.__getitem__)
+        per_signal[sig] = {"level": level, "measures": {m: signals.get(m) for m in measures}}
+        if level in ("warn", "fail"):
+            for m, lv in levels.items():
+                if lv in ("warn", "fail"):
+                    lv = min(lv, level, key=_RANK.__getitem__)
+                    th = THRESHOLDS[m][0 if lv == "warn" else 1]
+                    reasons.append(f"{sig}: {m} = {float(signals[m]):.4g} > {lv} threshold {th:g}")
+    failing = sorted(s for s, v in per_signal.items() if v["level"] == "fail")
+    warning = sorted(s for s, v in per_signal.items() if v["level"] == "warn")
+    if failing or len(warning) >= 2:
+        verdict = "untrusted"
+    elif warning:
+        verdict = "degraded"
+    else:
+        verdict = "trusted"
+    return {"verdict": verdict, "failing": failing, "warning": warning, "reasons": reasons,
+            "signals": per_signal,
+            "thresholds": {m: {"warn": w, "fail": f, "unit": u} for m, (w, f, u) in THRESHOLDS.items()},
+            "detail": signals.get("detail", {})}
