@@ -30,7 +30,7 @@ from fabric.emu.network import EmulatedFabric
 from fabric.emu.plan import build_plan, wire_packet_bytes
 from fabric.emu.scale import DEFAULT_BUDGET_PPS, ScaleChoice, choose_scale
 from fabric.errors import EmulationError, SpecError
-from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES
+from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, PROBE_UDP_PORT
 from fabric.rundir import write_json, write_table
 from fabric.schedule import normalize, write_schedule
 from fabric.specs import FabricSpec
@@ -47,8 +47,10 @@ SENDER_PROCESSES = 2   # one per vCPU
 
 @dataclass
 class RunOptions:
-    seed: int = 1
+    seed: int = 1              # workload seed (recorded)
+    hash_seed: int = 1         # ECMP hash seed written to fib_multipath_hash_seed
     scale: float | None = None
+    captures: list[str] = field(default_factory=list)  # link ids to capture with tcpdump
     payload_bytes: int = DEFAULT_PAYLOAD_BYTES
     budget_pps: int = DEFAULT_BUDGET_PPS
     tmax_s: float = 1.0
@@ -123,6 +125,10 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     if schedule.empty:
         raise SpecError(spec.source, "", "the schedule has no messages")
 
+    link_ends = {d["link_id"]: (u, d["ifname"][u]) for u, v, d in g.edges(data=True)}
+    for link_id in options.captures:
+        if link_id not in link_ends:
+            raise SpecError("--capture", link_id, f"no such link; links look like {', '.join(sorted(link_ends)[:4])}, ...")
     nic_rate = {h: g.nodes[h]["nic_rate_bps"] for h in known}
     link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
     choice: ScaleChoice = choose_scale(schedule, nic_rate, link_rates, options.budget_pps,
@@ -143,12 +149,13 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     n_probe = len(probes)
     packet_wire = wire_packet_bytes(options.payload_bytes)
     host_queue = HOST_QUEUE_PACKETS * packet_wire
-    plans, shapes = build_plan(g, k, options.seed, options.payload_bytes, host_queue_bytes=host_queue)
+    plans, shapes = build_plan(g, k, options.hash_seed, options.payload_bytes, host_queue_bytes=host_queue)
 
     commands = {node: plans[node].commands() for node in sorted(plans)}
     old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
     ctx = multiprocessing.get_context("fork")
     children: list[multiprocessing.Process] = []
+    captures: list[subprocess.Popen] = []
     fabric = EmulatedFabric(g, plans, work)
     try:
         total_nodes = g.number_of_nodes() * 2
@@ -169,6 +176,19 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         payload = np.concatenate([np.full(n_probe, NOISE_PROBE_PAYLOAD_BYTES), np.full(len(schedule), options.payload_bytes)])
         last = np.concatenate([np.full(n_probe, NOISE_PROBE_PAYLOAD_BYTES), load_last])
         t_rel = np.concatenate([probes["t_start_s"].to_numpy(), schedule["t_start_s"].to_numpy()])
+
+        if options.captures:
+            (out_dir / "captures").mkdir()
+        for link_id in options.captures:
+            node, ifname = link_ends[link_id]
+            pcap = out_dir / "captures" / f"{link_id.replace('#', '_')}.pcap"
+            # Headers only (snaplen 128): enough for our probe header, small files.
+            captures.append(subprocess.Popen(
+                ["mnexec", "-a", str(fabric.pids[node]), "tcpdump", "-q", "-i", ifname, "-s", "128", "-U",
+                 "-w", str(pcap), "udp", "port", str(PROBE_UDP_PORT)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if captures:
+            time.sleep(0.5)  # tcpdump needs a moment before it captures
 
         stop_r, stop_w = os.pipe()
         ready_r, ready_w = os.pipe()
@@ -223,6 +243,13 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
                 raise EmulationError(f"{proc.name} failed (exit code {proc.exitcode})")
         report("collect", 0.5)
     finally:
+        for cap in captures:
+            if cap.poll() is None:
+                cap.terminate()
+            try:
+                cap.wait(5)
+            except subprocess.TimeoutExpired:
+                cap.kill()
         for proc in children:
             if proc.is_alive():
                 proc.kill()
@@ -300,6 +327,7 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
                      "facts": fabric_facts(g)},
         "workload": options.extra.get("workload", {}),
         "seed": options.seed,
+        "hash_seed": options.hash_seed,
         "scale_k": choice.k,
         "scale": choice.to_dict() | {
             "note": "link rates, message sizes and buffers divided by k; times are real; packet size is "
@@ -319,6 +347,7 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         "links_shaped": [dict(link_id=s.link_id, node=s.node, peer=s.peer, ifname=s.ifname, kind=s.kind,
                               rate_bps=s.rate_bps, buffer_bytes=s.buffer_bytes) for s in shapes],
         "commands": commands,
+        "captures": sorted(options.captures),
         "tools": _tool_versions(),
         "namespace_owner_pids": sorted(pids_gone),
         "wall_time_s": round(time.time() - started, 3),
