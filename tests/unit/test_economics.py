@@ -1,0 +1,428 @@
+"""Economics: the worked check and break-even rule of ECONOMICS.md, derating η from synthetic run
+directories (ideal ⇒ η = 1, tails ⇒ η falls, loss ⇒ recovery penalty), network pricing, cost files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fabric import economics as E
+from fabric.catalog.network import load_network_parts, price_bom
+from fabric.errors import CostError
+from fabric.rundir import write_table
+from fabric.schedule import write_schedule
+
+REPO = Path(__file__).resolve().parents[2]
+T0_NS = 1_700_000_000_000_000_000
+RATE_BPS = 400e9
+IDLE_NS = 10_000
+RTO_NS = 4_000_000
+PAYLOAD = 4096
+
+FABRIC = {
+    "name": "test-leaf-spine", "kind": "leaf-spine", "leaves": 4, "spines": 4, "hosts_per_leaf": 4,
+    "host_link_rate": "400G", "fabric_link_rate": "400G", "buffer_per_port": "8MB",
+    "host_groups": [{"name": "prefill", "count": 8, "accelerator": "H100", "role": "prefill"},
+                    {"name": "decode", "count": 8, "accelerator": "H100", "role": "decode"}],
+}
+
+KV_REQUESTS = 20
+KV_SHARD_BYTES = 80 * 2**20          # 4 shards of 80 MiB per request
+MOE_STEPS, MOE_LAYERS = 5, 2
+DISPATCH_BYTES, COMBINE_BYTES = 100_000, 200_000
+DECODE = [f"h{i}" for i in range(8, 16)]
+
+
+def ser_s(nbytes: float) -> float:
+    return nbytes * 8 / RATE_BPS
+
+
+def build_schedule() -> pd.DataFrame:
+    """KV: each request's 4 shards on 4 distinct prefill→decode NIC pairs, requests 50 ms apart
+    (no NIC shared, so ideal = one shard's serialization + idle delay). MoE: per layer a dispatch
+    then a combine among the 8 decode ranks, every rank sending to the 7 others at once (ideal
+    group time = 7 back-to-back messages + idle delay)."""
+    rows = []
+    mid = 0
+    for r in range(KV_REQUESTS):
+        t = 0.05 * r
+        for k in range(4):
+            off = 4 * (r % 2)
+            rows.append(dict(msg_id=mid, t_start_s=t, src=f"h{k + off}", dst=f"h{8 + k + off}", bytes=KV_SHARD_BYTES,
+                             kind="kv", group=f"kv-r{r}", request_id=r, step=-1))
+            mid += 1
+    for s in range(MOE_STEPS):
+        for layer in range(MOE_LAYERS):
+            for kind, nbytes, dt in (("a2a_dispatch", DISPATCH_BYTES, 0.0), ("a2a_combine", COMBINE_BYTES, 0.001)):
+                t = 2.0 + 0.1 * s + 0.002 * layer + dt
+                for a in DECODE:
+                    for b in DECODE:
+                        if a != b:
+                            rows.append(dict(msg_id=mid, t_start_s=t, src=a, dst=b, bytes=nbytes, kind=kind,
+                                             group=f"{kind}-s{s}-l{layer}", request_id=-1, step=s))
+                            mid += 1
+    return pd.DataFrame(rows)
+
+
+def ideal_group_time_s(kind: str) -> float:
+    """Hand-computed ideal group completion (see build_schedule)."""
+    if kind == "kv":
+        return ser_s(KV_SHARD_BYTES) + IDLE_NS / 1e9
+    nbytes = DISPATCH_BYTES if kind == "a2a_dispatch" else COMBINE_BYTES
+    return 7 * ser_s(nbytes) + IDLE_NS / 1e9
+
+
+def make_run(path: Path, kv_tail_s=None, moe_tail_s=0.0, lost: dict | None = None, workload: dict | None = None,
+             fabric: dict | None = None, with_packets: bool = True) -> Path:
+    """Write a run directory whose measured completions equal the ideal ones, plus injected tails.
+
+    kv_tail_s : callable r -> extra seconds on request r's first shard (None: no tail)
+    moe_tail_s : extra seconds on one message of every MoE group
+    lost : {request_id: first_lost_seq} — that request's first shard loses its packets from
+           first_lost_seq on (only the first lost one recorded as lost when with_packets)
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    sched = build_schedule()
+    write_schedule(sched, path / "schedule.parquet")
+    m = sched.copy()
+    m["bytes_emulated"] = (m["bytes"] // 1000).clip(lower=1)        # k = 1000
+    m["packets"] = np.ceil(m["bytes_emulated"] / PAYLOAD).astype(int)
+    m["packets_received"] = m["packets"]
+    m["t_sched_ns"] = T0_NS + (m["t_start_s"] * 1e9).round().astype("int64")
+    m["t_tx_first_ns"] = m["t_sched_ns"]
+    m["t_tx_last_ns"] = m["t_sched_ns"] + (m["bytes"] * 8 / RATE_BPS * 1e9).astype("int64")
+    done_s = m["kind"].map(ideal_group_time_s)
+    first_in_group = ~m.duplicated("group")
+    extra = pd.Series(0.0, index=m.index)
+    if kv_tail_s is not None:
+        sel = (m["kind"] == "kv") & first_in_group
+        extra[sel] = m.loc[sel, "request_id"].map(kv_tail_s)
+    extra[(m["kind"] != "kv") & first_in_group] = moe_tail_s
+    m["t_rx_last_ns"] = m["t_sched_ns"] + ((done_s + extra) * 1e9).round().astype("int64")
+    packets_rows = []
+    for r, first_seq in (lost or {}).items():
+        i = m.index[(m["request_id"] == r) & first_in_group][0]
+        n = int(m.at[i, "packets"])
+        m.at[i, "packets_received"] = first_seq
+        if with_packets:
+            per = m.at[i, "bytes_emulated"] // n
+            for seq in range(first_seq - 2, n):
+                tx = int(m.at[i, "t_sched_ns"]) + int(seq * per * 8 / (RATE_BPS / 1000) * 1e9)
+                packets_rows.append(dict(msg_id=int(m.at[i, "msg_id"]), seq=seq, src=m.at[i, "src"], dst=m.at[i, "dst"],
+                                         bytes=per, tx_ns=tx, rx_ns=-1 if seq >= first_seq else tx + IDLE_NS,
+                                         copies=0 if seq >= first_seq else 1, path=-1))
+    write_table(path, "messages", m)
+    if packets_rows:
+        write_table(path, "packets", pd.DataFrame(packets_rows))
+    if fabric is None:     # the layout fabric.emu.runner writes
+        from fabric.specs import parse_fabric_spec
+        fabric = {"path": "topologies/test.yaml", "sha256": "",
+                  "spec": json.loads(json.dumps(parse_fabric_spec(FABRIC).to_dict()))}
+    run = {"topology": fabric, "t0_ns": T0_NS, "scale_k": 1000, "payload_bytes": PAYLOAD,
+           "idle_path_delay_ns": IDLE_NS, "loss_recovery": {"model": "go-back-n", "rto_ns": RTO_NS},
+           "workload": workload if workload is not None else {
+               "model": "DeepSeek-V3", "layers_emulated": MOE_LAYERS,
+               "prefill_compute_s": 0.5, "decode_step_compute_s": 0.04}}
+    (path / "run.json").write_text(json.dumps(run))
+    return path
+
+
+def write_costs(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# ECONOMICS.md worked check and break-even rule
+# --------------------------------------------------------------------------------------------
+
+def test_worked_check_cpmt():
+    assert E.cpmt_usd_per_mtok(1.55, 4951) == pytest.approx(0.087, abs=5e-4)
+    assert E.cpmt_usd_per_mtok(1.55, 1072) == pytest.approx(0.40, abs=5e-3)
+    assert E.cpmt_usd_per_mtok(1.55, 4951 * 0.90) == pytest.approx(0.0966, abs=1e-4)
+    # per cluster it is the same: 1,024 GPUs
+    assert E.cpmt_usd_per_mtok(1024 * 1.55, 1024 * 4951) == pytest.approx(E.cpmt_usd_per_mtok(1.55, 4951))
+
+
+def test_worked_check_through_a_run(tmp_path):
+    """1,024 H100 at the neocloud tier with a free network and an ideal fabric: $0.087 / $0.40."""
+    run = make_run(tmp_path / "run")
+    free = {"network": {"parts": {
+        "switches": [{"name": "ethernet-64x400G", "roles": ["leaf", "spine"], "radix": 64, "speed": "400G",
+                      "price_usd": 0, "power_w": 0}],
+        "optics": [{"speed": "400G", "price_usd": 0, "power_w": 0}],
+        "nics": [{"speed": "400G", "price_usd": 0, "power_w": 0}]}},
+        "accelerator": {"count": 1024, "tier": "neocloud"}}
+    r = E.cpmt_for_run(run, write_costs(tmp_path / "c.yaml", free))
+    assert r["eta"]["combined"] == pytest.approx(1.0, abs=0.01)
+    assert r["cost_per_hour_usd"] == pytest.approx(1024 * 1.55)
+    assert r["network_share"] == 0
+    assert r["cpmt_total_usd_per_mtok"] == pytest.approx(0.087, abs=1e-3)
+    assert r["cpmt_output_usd_per_mtok"] == pytest.approx(0.40, abs=5e-3)
+
+
+def test_break_even_rule():
+    ratio = E.break_even_ratio(0.11, 0.30)
+    assert round((ratio - 1) * 100, 1) == 3.3
+    assert E.max_network_premium(1.033, 0.11) == pytest.approx(0.30)
+    a = {"eta": {"combined": 0.90}, "cost_per_hour_usd": 100.0, "network_share": 0.11,
+         "cost": {"network_usd_per_hour": 11.0}, "cpmt_total_usd_per_mtok": 1.0}
+    # B: network 30% dearer (C_B = 103.3) with 3% more tokens loses; with 4% more it wins.
+    b = {"eta": {"combined": 0.90 * 1.03}, "cost_per_hour_usd": 103.3, "network_share": 0.14,
+         "cost": {"network_usd_per_hour": 14.3}, "cpmt_total_usd_per_mtok": 1.0}
+    assert not E.compare_break_even(a, b)["b_wins"]
+    b["eta"]["combined"] = 0.90 * 1.04
+    out = E.compare_break_even(a, b)
+    assert out["b_wins"]
+    assert out["network_premium_b"] == pytest.approx(0.30)
+    assert out["max_network_premium_b"] == pytest.approx(0.04 / 0.11)
+
+
+def test_capital_recovery():
+    assert E.capital_recovery_factor(0.0, 5) == pytest.approx(0.2)
+    # annuity: 10% over 5 years
+    assert E.capital_recovery_factor(0.10, 5) == pytest.approx(0.263797, rel=1e-5)
+    assert E.hourly_capex_usd(8760, 1, 0.0) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Network parts and cost
+# --------------------------------------------------------------------------------------------
+
+def test_network_catalog_entries_are_sourced():
+    parts = load_network_parts()
+    for p in (*parts.switches, *parts.optics, *parts.nics):
+        assert p.source or p.assumptions, p
+    sw, units = parts.switch_for("spine", 64, "400G")
+    assert (sw.radix, units) == (64, 1.0)
+    assert 36_000 <= sw.price_usd <= 50_000          # ECONOMICS.md anchor
+    assert 15 <= parts.optic_for("400G").power_w <= 30
+    # a speed-up link (500G) takes the next optic up; a scheduled fabric's roles have their own boxes
+    assert parts.optic_for("500G").speed == "800G"
+    assert parts.switch_for("ncp", 8, "400G")[0].name.startswith("ncp")
+    assert parts.switch_for("ncf", 4, "400G")[0].name.startswith("ncf")
+
+
+def test_slice_pricing_is_per_port():
+    items = price_bom({"switches": [{"role": "leaf", "radix": 8, "speed": "400G", "count": 4},
+                                    {"role": "leaf", "radix": 64, "speed": "400G", "count": 1}],
+                       "optics": [{"speed": "400G", "count": 10}], "nics": [{"speed": "400G", "count": 3}]})
+    small, full = items[0], items[1]
+    assert small["unit_price_usd"] * 8 == pytest.approx(full["unit_price_usd"])
+    assert items[2]["capex_usd"] == pytest.approx(10 * load_network_parts().optic_for("400G").price_usd)
+    assert items[3]["count"] == 3
+
+
+def test_production_network_share_in_published_range(tmp_path):
+    """1,024 H100 on a 64-port 400G leaf-spine: networking 9.9–19% of cost (ECONOMICS.md §1)."""
+    run = make_run(tmp_path / "run")
+    costs = write_costs(tmp_path / "c.yaml", {"network": {"fabric": str(REPO / "topologies/production-1024-h100.yaml")}})
+    r = E.cpmt_for_run(run, costs)
+    assert r["cost"]["accelerators"] == 1024
+    assert 0.09 <= r["network_share"] <= 0.19
+    switches = [i for i in r["cost"]["bom"] if i["category"] == "switch"]
+    assert sum(i["count"] for i in switches) == 48
+    # 48 switches + 4096 optics + 1024 NICs, amortized: capex × CRF / 8760
+    capex = r["cost"]["network_capex_usd"]
+    assert r["cost"]["network_capex_usd_per_hour"] == pytest.approx(capex * E.capital_recovery_factor(0.10, 5) / 8760)
+
+
+def test_bottom_up_accelerator_cost(tmp_path):
+    run = make_run(tmp_path / "run")
+    costs = write_costs(tmp_path / "c.yaml", {
+        "accelerator": {"pricing": "bottom_up", "purchase_price_usd": 30000, "life_years": 4,
+                        "cost_of_capital": 0.0, "power_w": 1000},
+        "facility": {"pue": 1.5, "electricity_usd_per_kwh": 0.10}})
+    r = E.cpmt_for_run(run, costs)
+    a = r["cost"]["accelerator_pricing"]["H100"]
+    assert a["capex_usd_per_hour"] == pytest.approx(30000 / 4 / 8760)
+    assert a["power_usd_per_hour"] == pytest.approx(1.0 * 1.5 * 0.10)
+    names = {i["name"] for i in r["inputs"]}
+    assert {"accelerator.life_years", "facility.pue", "network.life_years"} <= names
+    assert all(i["source"] for i in r["inputs"])
+
+
+# --------------------------------------------------------------------------------------------
+# Derating
+# --------------------------------------------------------------------------------------------
+
+def test_ideal_run_has_eta_one(tmp_path):
+    r = E.cpmt_for_run(make_run(tmp_path / "run"))
+    for key in ("kv", "moe", "combined"):
+        assert r["eta"][key] == pytest.approx(1.0, abs=0.01), key
+    assert r["eta"]["tp"] is None
+    assert r["eta"]["set_by"] is None
+    kv = r["patterns"]["kv"]
+    assert kv["requests"] == KV_REQUESTS
+    assert kv["kv_completion_ideal_p99_s"] == pytest.approx(ideal_group_time_s("kv"), rel=1e-6)
+    moe = r["patterns"]["moe"]
+    assert moe["steps"] == MOE_STEPS
+    per_step = MOE_LAYERS * (ideal_group_time_s("a2a_dispatch") + ideal_group_time_s("a2a_combine"))
+    assert moe["comm_ideal_mean_s"] == pytest.approx(per_step, rel=1e-6)
+    # DeepSeek-V3 has 58 MoE layers; 2 were emulated
+    assert moe["layer_scale"] == pytest.approx(29.0)
+    assert r["cpmt_total_usd_per_mtok"] == pytest.approx(r["cpmt_ideal"]["total_usd_per_mtok"], rel=0.01)
+
+
+def test_eta_falls_monotonically_with_tail(tmp_path):
+    results = []
+    for i, d in enumerate([0.0, 1.5, 3.0, 6.0, 12.0]):
+        run = make_run(tmp_path / f"run{i}", kv_tail_s=lambda r, d=d: d * (r + 1) / KV_REQUESTS,
+                       moe_tail_s=d / 1000)
+        results.append(E.cpmt_for_run(run)["eta"])
+    combined = [e["combined"] for e in results]
+    assert combined[0] == pytest.approx(1.0, abs=0.01)
+    assert all(a > b for a, b in zip(combined, combined[1:])), combined
+    kv = [e["kv"] for e in results]
+    moe = [e["moe"] for e in results]
+    assert all(a >= b for a, b in zip(kv, kv[1:])) and kv[-1] < kv[1] < 1.0, kv
+    assert all(a > b for a, b in zip(moe, moe[1:])), moe
+    assert results[-1]["set_by"] == "kv"
+
+
+def test_moe_eta_matches_hand_computation(tmp_path):
+    tail = 0.0005
+    r = E.cpmt_for_run(make_run(tmp_path / "run", moe_tail_s=tail))
+    comm = MOE_LAYERS * (ideal_group_time_s("a2a_dispatch") + ideal_group_time_s("a2a_combine"))
+    ideal = 0.04 + 29 * comm
+    measured = 0.04 + 29 * (comm + 2 * MOE_LAYERS * tail)
+    assert r["eta"]["moe"] == pytest.approx(ideal / measured, rel=1e-6)
+    shares = r["token_shares"]
+    assert r["eta"]["combined"] == pytest.approx(shares["prefill_input"] * 1.0 + shares["decode_output"] * ideal / measured)
+    assert shares["decode_output"] == pytest.approx(1072 / 4951)
+
+
+def test_kv_loss_pays_recovery_penalty(tmp_path):
+    clean = E.cpmt_for_run(make_run(tmp_path / "clean"))
+    ttft_ideal = clean["patterns"]["kv"]["ttft_ideal_p99_s"]
+    # SLO just above the ideal TTFT: a 4 ms RTO pushes a request over it.
+    costs = write_costs(tmp_path / "c.yaml", {"slo": {"ttft_p99_s": ttft_ideal + 0.002}})
+    assert E.cpmt_for_run(tmp_path / "clean", costs)["eta"]["kv"] == pytest.approx(1.0)
+
+    n = int(np.ceil((KV_SHARD_BYTES // 1000) / PAYLOAD))
+    first_seq = n - 5
+    assert first_seq > 2
+    run = make_run(tmp_path / "lossy", lost={0: first_seq, 3: first_seq, 7: first_seq, 11: first_seq, 19: first_seq})
+    frame = E.message_times(run)
+    rec = frame[frame["recovered"]]
+    assert len(rec) == 5
+    # go-back-N from the first lost packet: its send time + RTO + resend of the tail + idle delay
+    per = (KV_SHARD_BYTES // 1000) // n
+    resend_real = (n - first_seq) * per * KV_SHARD_BYTES / (KV_SHARD_BYTES // 1000)
+    first_tx_s = first_seq * per * 8 / (RATE_BPS / 1000)
+    expected = rec["t_start_s"] + first_tx_s + RTO_NS / 1e9 + resend_real * 8 / RATE_BPS + IDLE_NS / 1e9
+    assert rec["measured_done_s"].to_numpy() == pytest.approx(expected.to_numpy(), abs=2e-9)
+
+    r = E.cpmt_for_run(run, costs)
+    assert r["patterns"]["kv"]["recovered_messages"] == 5
+    assert r["eta"]["kv"] == pytest.approx(15 / 20)
+    assert r["eta"]["set_by"] == "kv"
+    assert r["cpmt_total_usd_per_mtok"] > clean["cpmt_total_usd_per_mtok"]
+
+
+def test_loss_without_packet_records_resends_whole_message(tmp_path):
+    run = make_run(tmp_path / "run", lost={0: 5}, with_packets=False)
+    rec = E.message_times(run).query("recovered")
+    assert len(rec) == 1
+    expected = ser_s(KV_SHARD_BYTES) + RTO_NS / 1e9 + IDLE_NS / 1e9   # from t_tx_first = start
+    assert float(rec["measured_done_s"].iloc[0] - rec["t_start_s"].iloc[0]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_fabric_design_as_yaml_mapping_in_run_json(tmp_path):
+    run = make_run(tmp_path / "run", fabric=FABRIC)
+    r = E.cpmt_for_run(run)
+    assert r["design"]["hosts"] == 16
+    assert r["eta"]["combined"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_missing_fabric_in_run_json_is_a_clear_error(tmp_path):
+    from fabric.errors import RunDirError
+    run = make_run(tmp_path / "run")
+    data = json.loads((run / "run.json").read_text())
+    del data["topology"]
+    (run / "run.json").write_text(json.dumps(data))
+    with pytest.raises(RunDirError, match="topology"):
+        E.cpmt_for_run(run)
+
+
+# --------------------------------------------------------------------------------------------
+# Cost files
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data, key, words", [
+    ({"accelerator": {"price_per_hour_usd": -1.0}}, "accelerator.price_per_hour_usd", "at least 0"),
+    ({"accelerator": {"name": "H900"}}, "accelerator.name", "unknown accelerator"),
+    ({"accelerator": {"tier": "spot"}}, "accelerator.tier", "hyperscaler"),
+    ({"network": {"parts": {"switches": [{"name": "x", "roles": ["leaf"], "radix": 64, "speed": "400G",
+                                          "power_w": 100}]}}}, "network.parts.switches[0].price_usd", "required"),
+    ({"network": {"parts": {"optics": [{"speed": "400G", "price_usd": -5, "power_w": 10}]}}},
+     "network.parts.optics[0].price_usd", "at least 0"),
+    ({"facility": {"pew": 1.2}}, "facility.pew", "unknown key"),
+    ({"acelerator": {}}, "acelerator", "unknown key"),
+    ({"accelerator": {"name": "Trainium2", "pricing": "bottom_up"}}, "accelerator.purchase_price_usd", "required"),
+    ({"serving": {"total_tokens_per_s_per_accelerator": 100, "output_tokens_per_s_per_accelerator": 200}},
+     "serving.output_tokens_per_s_per_accelerator", "cannot exceed"),
+])
+def test_bad_cost_files_name_file_and_key(tmp_path, data, key, words):
+    path = write_costs(tmp_path / "bad.yaml", data)
+    with pytest.raises(CostError) as info:
+        E.load_costs(path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: {key}: "), msg
+    assert words in msg
+
+
+def test_missing_tier_price_is_refused_per_run(tmp_path):
+    run = make_run(tmp_path / "run")
+    costs = write_costs(tmp_path / "c.yaml", {"accelerator": {"name": "Gaudi3"}})
+    with pytest.raises(CostError, match=r"accelerator\.price_per_hour_usd: is required"):
+        E.cpmt_for_run(run, costs)
+
+
+def test_example_cost_file_loads_and_matches_defaults(tmp_path):
+    costs = E.load_costs(REPO / "costs.example.yaml")
+    assert costs.tier == "neocloud"
+    r = E.cpmt_for_run(make_run(tmp_path / "run"), costs)
+    d = E.cpmt_for_run(tmp_path / "run")
+    assert r["cpmt_total_usd_per_mtok"] == pytest.approx(d["cpmt_total_usd_per_mtok"], rel=1e-9)
+    assert math.isfinite(r["cpmt_output_usd_per_mtok"])
+
+
+def test_message_missing_from_records_is_charged_as_lost(tmp_path):
+    """A scheduled message with no row in messages.parquet was never delivered: recovery model."""
+    run = make_run(tmp_path / "run")
+    m = pd.read_parquet(run / "messages.parquet")
+    write_table(run, "messages", m[m["msg_id"] != 0])
+    frame = E.message_times(run)
+    row = frame[frame["msg_id"] == 0].iloc[0]
+    assert bool(row["recovered"])
+    expected = ser_s(KV_SHARD_BYTES) + RTO_NS / 1e9 + IDLE_NS / 1e9
+    assert row["measured_done_s"] - row["t_start_s"] == pytest.approx(expected, rel=1e-9)
+    # the others keep exact (integer-ns) measured times
+    others = frame[frame["msg_id"] != 0]
+    assert not others["recovered"].any()
+    kv = others[others["kind"] == "kv"]
+    assert (kv["measured_done_s"] - kv["t_start_s"]).to_numpy() == pytest.approx(ideal_group_time_s("kv"), abs=2e-9)
+
+
+def test_workload_facts_from_patterns_and_profile_path(tmp_path):
+    facts = E._workload_from_run({"workload": {"model": {"name": "DeepSeek-V3"},
+                                               "patterns": [{"type": "moe_decode", "layers_emulated": 4},
+                                                            {"type": "allreduce", "layers_emulated": 8}]}})
+    assert facts["model"] == "DeepSeek-V3"
+    assert (facts["moe_layers_emulated"], facts["tp_layers_emulated"]) == (4, 8)
+    run = make_run(tmp_path / "run", workload={"model": "DeepSeek-V3", "moe_layers_emulated": 4,
+                                               "prefill_compute_s": 0.5, "decode_step_compute_s": 0.04})
+    assert E.cpmt_for_run(run)["patterns"]["moe"]["layer_scale"] == pytest.approx(58 / 4)
+    # nothing stated: all layers assumed emulated, and the source says so
+    run = make_run(tmp_path / "run2", workload={})
+    r = E.cpmt_for_run(run)
+    assert r["patterns"]["moe"]["layer_scale"] == 1.0
+    assert "all layers assumed emulated" in {i["name"]: i for i in r["inputs"]}["moe.layer_scale"]["source"]
