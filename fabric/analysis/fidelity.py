@@ -12,15 +12,21 @@ Thresholds (a measure trips when its value is strictly greater than the threshol
 =====================  ==========================  ========  ========  ===========================================
 signal                 measure                     warn      fail      what it is
 =====================  ==========================  ========  ========  ===========================================
-noise_floor            noise_floor_p99_us          50        200       idle-fabric OWD p99 (probe before the load), µs
-cpu_pressure           cpu_some_avg10_max_pct      25        60        max of /proc/pressure/cpu "some avg10", %
-cpu_pressure           cpu_some_stall_fraction     0.05      0.20      Δ"some total" / wall time of the samples
-sender_lateness        sender_late_p99_us          200       2000      p99 of t_tx_first − t_sched over messages, µs
-sender_lateness        sender_late_p99_rel         0.10      0.50      p99 of that lateness ÷ the message's ideal MCT
+noise_floor            noise_floor_p99_us          200       1000      idle-fabric OWD p99 (probe before the load), µs
+cpu_pressure           cpu_some_avg10_max_pct      50        90        max of /proc/pressure/cpu "some avg10", %
+cpu_pressure           cpu_some_stall_fraction     0.15      0.50      Δ"some total" / wall time of the samples
+sender_lateness        sender_late_p99_us          1000      5000      p99 of t_tx_first − t_sched over messages, µs
+sender_lateness        sender_late_p99_rel         0.50      2.0       p99 of that lateness ÷ the message's ideal MCT
 link_accuracy          link_rate_error             0.05      0.15      max over busy links of |achieved/configured − 1|
 host_side_loss         host_side_loss_ratio        0         0.001     packets dropped before the first link ÷ sent
-scheduler_lateness     scheduler_late_p99_rel      0.25      1.0       p99 of (tick interval − configured tick) ÷ tick
+scheduler_lateness     scheduler_late_p99_rel      0.50      2.0       p99 of (tick interval − configured tick) ÷ tick
 =====================  ==========================  ========  ========  ===========================================
+
+Calibrated on the 2-vCPU machine this project is developed on: idle-fabric noise p99 is
+20–90 µs depending on scale and design (small probe packets still cross three shaped hops),
+PSI "some" stall reaches 5–7% of wall time in normal runs (five busy processes on two CPUs),
+and sender lateness p99 is 0.1–1 ms; an overloaded run (beyond the packet budget) exceeds these by
+an order of magnitude.
 
 A signal's level is the worst of its measures, except ``sender_lateness``, which trips only when
 *both* its measures do: lateness matters when it is large against the message's own duration and
@@ -42,14 +48,14 @@ from fabric.analysis import metrics as M
 
 # measure -> (warn, fail, unit/description)
 THRESHOLDS = {
-    "noise_floor_p99_us": (50.0, 200.0, "us"),
-    "cpu_some_avg10_max_pct": (25.0, 60.0, "percent"),
-    "cpu_some_stall_fraction": (0.05, 0.20, "fraction of wall time"),
-    "sender_late_p99_us": (200.0, 2000.0, "us"),
-    "sender_late_p99_rel": (0.10, 0.50, "fraction of ideal MCT"),
+    "noise_floor_p99_us": (200.0, 1000.0, "us"),
+    "cpu_some_avg10_max_pct": (50.0, 90.0, "percent"),
+    "cpu_some_stall_fraction": (0.15, 0.50, "fraction of wall time"),
+    "sender_late_p99_us": (1000.0, 5000.0, "us"),
+    "sender_late_p99_rel": (0.50, 2.0, "fraction of ideal MCT"),
     "link_rate_error": (0.05, 0.15, "fraction of configured rate"),
     "host_side_loss_ratio": (0.0, 0.001, "fraction of packets sent"),
-    "scheduler_late_p99_rel": (0.25, 1.0, "fraction of configured tick"),
+    "scheduler_late_p99_rel": (0.50, 2.0, "fraction of configured tick"),
 }
 
 # signal -> (measures, how the measures' levels combine)

@@ -27,14 +27,14 @@ def test_clean_run_is_trusted():
 
 
 def test_one_warning_is_degraded_and_named():
-    v = F.fidelity_verdict({**CLEAN, "cpu_some_avg10_max_pct": 30.0})  # warn 25, fail 60
+    v = F.fidelity_verdict({**CLEAN, "cpu_some_avg10_max_pct": 60.0})  # warn 50, fail 90
     assert v["verdict"] == "degraded"
     assert v["warning"] == ["cpu_pressure"] and v["failing"] == []
     assert "cpu_some_avg10_max_pct" in v["reasons"][0]
 
 
 def test_any_failure_is_untrusted():
-    v = F.fidelity_verdict({**CLEAN, "noise_floor_p99_us": 500.0})
+    v = F.fidelity_verdict({**CLEAN, "noise_floor_p99_us": 1500.0})  # warn 200, fail 1000
     assert v["verdict"] == "untrusted"
     assert v["failing"] == ["noise_floor"]
 
@@ -52,13 +52,13 @@ def test_thresholds_are_strict_greater_than():
 
 
 def test_sender_lateness_needs_both_measures_to_trip():
-    # 5 ms late is huge in absolute terms but only 1% of a long message: not a problem
-    assert F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 5000.0, "sender_late_p99_rel": 0.01})["verdict"] == "trusted"
-    # both past fail
-    v = F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 5000.0, "sender_late_p99_rel": 0.9})
+    # 6 ms late is huge in absolute terms but only 1% of a long message: not a problem
+    assert F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 6000.0, "sender_late_p99_rel": 0.01})["verdict"] == "trusted"
+    # both past fail (5 ms, 2.0)
+    v = F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 6000.0, "sender_late_p99_rel": 2.5})
     assert v["failing"] == ["sender_lateness"]
-    # abs past fail, rel past warn only -> warning
-    v = F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 5000.0, "sender_late_p99_rel": 0.2})
+    # abs past fail, rel past warn (0.5) only -> warning
+    v = F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 6000.0, "sender_late_p99_rel": 0.8})
     assert v["warning"] == ["sender_lateness"] and v["verdict"] == "degraded"
 
 
@@ -93,7 +93,7 @@ def _frames(**over):
             _link("leaf0", "spine1", "fabric", 8_000_000, 100_000, 0),   # idle: not judged
         ]),
         "cpu": pd.DataFrame({"t_ns": [T, T + 10_000_000_000], "some_avg10": [2.0, 4.0],
-                             "some_total_us": [0, 1_000_000], "full_total_us": [0, 0]}),
+                             "some_total_us": [0, 2_000_000], "full_total_us": [0, 0]}),
         "noise": pd.DataFrame({"tx_ns": [T, T, T], "rx_ns": [T + 5000, T + 7000, T + 9000]}),
     }
     f.update(over)
@@ -104,7 +104,7 @@ def test_signals_from_frames():
     s = F.fidelity_signals(_frames())
     assert s["noise_floor_p99_us"] == 9.0
     assert s["cpu_some_avg10_max_pct"] == 4.0
-    assert s["cpu_some_stall_fraction"] == pytest.approx(0.1)   # 1 s stalled in 10 s
+    assert s["cpu_some_stall_fraction"] == pytest.approx(0.2)   # 2 s stalled in 10 s: past warn 0.15
     assert s["sender_late_p99_us"] == 20.0
     # ideal = 1 MB at 8 Mbit/s = 1 s (+ 7 µs idle path): relative lateness ~2e-5
     assert s["sender_late_p99_rel"] == pytest.approx(20_000 / (1e9 + 7000))
@@ -127,9 +127,9 @@ def test_host_side_drops_and_scheduler_from_run_json():
 
 
 def test_scheduler_lateness_from_ticks():
-    ticks = pd.DataFrame({"t_ns": T + np.arange(100) * 2_000_000, "tick_interval_ns": [2_000_000] * 95 + [5_000_000] * 5,
+    ticks = pd.DataFrame({"t_ns": T + np.arange(100) * 2_000_000, "tick_interval_ns": [2_000_000] * 95 + [8_000_000] * 5,
                           "ncp": "ncp0", "dst": "h0", "backlog_bytes": 0, "granted_bps": 0})
     s = F.fidelity_signals(_frames(run={"scale_k": 10, "scheduler": {"tick_ns": 2_000_000}}, scheduler=ticks))
-    # p99 interval (rank 99 of 100) is 5 ms: 3 ms late on a 2 ms tick
-    assert s["scheduler_late_p99_rel"] == pytest.approx(1.5)
+    # p99 interval (rank 99 of 100) is 8 ms: 6 ms late on a 2 ms tick (fail above 2.0)
+    assert s["scheduler_late_p99_rel"] == pytest.approx(3.0)
     assert F.fidelity_verdict(s)["signals"]["scheduler_lateness"]["level"] == "fail"

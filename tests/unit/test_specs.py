@@ -100,7 +100,7 @@ def test_shipped_designs_parse_units(repo_root):
 
     ddc = load_fabric_spec(repo_root / "topologies" / "scheduled-fabric.yaml")
     assert (ddc.edge_role, ddc.core_role) == ("ncp", "ncf")
-    assert ddc.voq_depth_bytes == 64_000_000
+    assert ddc.voq_depth_bytes == 512_000_000
     assert ddc.scheduler.tick_ns == 5_000_000 and ddc.scheduler.grant_fraction == 0.98
     assert ddc.spraying
 

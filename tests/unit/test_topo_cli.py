@@ -80,7 +80,7 @@ def test_show_human_output_flags_production_as_not_emulable(repo_root):
 def test_show_scheduled_fabric_mentions_scheduler(repo_root):
     result = runner.invoke(app, ["topo", "show", str(repo_root / "topologies" / "scheduled-fabric.yaml")])
     assert result.exit_code == 0, result.output
-    assert "tick 5 ms" in result.stdout and "VOQ depth 64 MB" in result.stdout
+    assert "tick 5 ms" in result.stdout and "VOQ depth 512 MB" in result.stdout
     assert "4 NCPs, 4 NCFs" in result.stdout
 
 

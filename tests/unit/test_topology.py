@@ -328,7 +328,7 @@ def test_ncp_nodes_carry_voq_attributes(shipped):
     ncps = [n for n, d in g.nodes(data=True) if d["role"] == "ncp"]
     assert len(ncps) == 4
     for n in ncps:
-        assert g.nodes[n]["voq_bytes"] == 64_000_000
+        assert g.nodes[n]["voq_bytes"] == 512_000_000
         assert g.nodes[n]["voqs"] == 16  # one per egress host port in the fabric
     for n, d in g.nodes(data=True):
         if d["role"] != "ncp":
