@@ -47,8 +47,9 @@ def run_sampler(targets: list[dict], interval_s: float, links_out: str, cpu_out:
 
     ``targets``: one dict per shaped interface: ``pid`` (namespace owner), ``ifname``, and the
     identifying columns written with each sample (link_id, node, peer, kind, queue, rate_bps).
+    A target with a ``classid`` is an HTB class (a VOQ), read from the class dump instead.
     """
-    from fabric.emu.netlink import TcNetlink
+    from fabric.emu.netlink import RTM_GETTCLASS, TcNetlink
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -72,7 +73,15 @@ def run_sampler(targets: list[dict], interval_s: float, links_out: str, cpu_out:
     while True:
         t_ns = time.time_ns()
         for pid, items in by_pid.items():
-            wanted = {t["ifindex"]: t for t in items}
+            wanted = {t["ifindex"]: t for t in items if "classid" not in t}
+            classes = {(t["ifindex"], t["classid"]): t for t in items if "classid" in t}
+            for ifindex in sorted({i for i, _ in classes}):
+                for idx, handle, _parent, _kind, st in sockets[pid].stats(RTM_GETTCLASS, ifindex):
+                    t = classes.get((idx, handle))
+                    if t is not None:
+                        nbytes, npackets, drops, _over, _bps, _pps, qlen, backlog = st
+                        rows.append((t_ns, t["link_id"], t["node"], t["peer"], t["kind"], t["queue"],
+                                     t["rate_bps"], nbytes, npackets, drops, backlog, qlen))
             for ifindex, _handle, parent, _kind, st in sockets[pid].stats():
                 t = wanted.get(ifindex)
                 if t is None or parent != TC_H_ROOT:

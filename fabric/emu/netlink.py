@@ -112,17 +112,23 @@ class TcNetlink:
         return out
 
     def set_htb_rate(self, ifindex: int, classid: int, parent: int, rate_bps: int, burst_bytes: int,
-                     quantum: int) -> None:
-        """Change an HTB class's rate and ceil (bytes/s in the kernel API), as `tc class change` does."""
-        rate_Bps = max(1, int(rate_bps // 8))
-        # buffer/cbuffer are in scheduler ticks (ns with the modern psched clock: 1 tick = 64 ns on
-        # kernels where PSCHED_SHIFT is 6); time to send burst_bytes at the rate.
-        ticks = int(burst_bytes * 1e9 / rate_Bps / 64)
-        spec = TC_RATESPEC.pack(0, 1, 0, -1, 0, min(rate_Bps, 0xFFFFFFFF))
-        opt = spec + spec + TC_HTB_OPT_TAIL.pack(ticks, ticks, quantum, 0, 0)
+                     quantum: int, ceil_bps: int | None = None, cburst_bytes: int | None = None) -> None:
+        """Change an HTB class's rate/burst and ceil/cburst, as ``tc class change`` does.
+
+        The kernel takes rates in bytes/s and bursts as the time to send them at the rate, in
+        psched ticks (64 ns: /proc/net/psched reads 1000/64 here).
+        """
+        ceil_bps = rate_bps if ceil_bps is None else ceil_bps
+        cburst_bytes = burst_bytes if cburst_bytes is None else cburst_bytes
+        rate_Bps, ceil_Bps = max(1, int(rate_bps // 8)), max(1, int(ceil_bps // 8))
+        buffer_ticks = int(burst_bytes * 1e9 / rate_Bps / 64)
+        cbuffer_ticks = int(cburst_bytes * 1e9 / ceil_Bps / 64)
+        rate = TC_RATESPEC.pack(0, 1, 0, -1, 0, min(rate_Bps, 0xFFFFFFFF))
+        ceil = TC_RATESPEC.pack(0, 1, 0, -1, 0, min(ceil_Bps, 0xFFFFFFFF))
+        opt = rate + ceil + TC_HTB_OPT_TAIL.pack(buffer_ticks, cbuffer_ticks, quantum, 0, 0)
         options = _attr(TCA_HTB_PARMS, opt)
-        if rate_Bps >= 0xFFFFFFFF:
-            options += _attr(TCA_HTB_RATE64, struct.pack("=Q", rate_Bps)) + _attr(TCA_HTB_CEIL64, struct.pack("=Q", rate_Bps))
+        if max(rate_Bps, ceil_Bps) >= 0xFFFFFFFF:
+            options += _attr(TCA_HTB_RATE64, struct.pack("=Q", rate_Bps)) + _attr(TCA_HTB_CEIL64, struct.pack("=Q", ceil_Bps))
         body = TCMSG.pack(0, ifindex, classid, parent, 0) + _attr(TCA_KIND, b"htb\0") + _attr(TCA_OPTIONS, options)
         seq = self._request(RTM_NEWTCLASS, NLM_F_REQUEST | NLM_F_ACK, body)
         while True:

@@ -28,6 +28,7 @@ from fabric.specs import FabricSpec
 from fabric.topology import hosts, routes, switches
 
 MTU = 9000
+MIN_BUFFER_PACKETS = 4
 SPRAY_TABLE_BASE = 100
 NFT_TABLE = "fabric"
 
@@ -76,8 +77,12 @@ def wire_packet_bytes(payload_bytes: int) -> int:
 
 
 def shaped_buffer_bytes(buffer_bytes: float, k: float, payload_bytes: int) -> int:
-    """Emulated buffer: real bytes ÷ k, but never below two full packets (or it drops everything)."""
-    return int(max(2 * wire_packet_bytes(payload_bytes), round(buffer_bytes / k)))
+    """Emulated buffer: real bytes ÷ k, but never below four full packets.
+
+    Packets are not scaled, so a real shallow buffer divided by k can be smaller than one packet;
+    four packets is the least that still absorbs back-to-back arrivals from two ports.
+    """
+    return int(max(MIN_BUFFER_PACKETS * wire_packet_bytes(payload_bytes), round(buffer_bytes / k)))
 
 
 def htb_lines(ifname: str, rate_bps: int, limit_bytes: int, payload_bytes: int) -> list[str]:
@@ -129,6 +134,10 @@ def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAU
                 limit = host_queue_bytes
             else:
                 limit = shaped_buffer_bytes(data["buffer_bytes"], k, payload_bytes)
+            if spec.kind == "scheduled" and g.nodes[peer]["role"] == "host":
+                # The credit scheduler works in ticks: credits granted for one tick may arrive at
+                # the egress port within it, so the port must hold one tick at its rate.
+                limit = max(limit, int(rate * spec.scheduler.tick_ns / 8e9) + 2 * wire_packet_bytes(payload_bytes))
             plan.tc.extend(htb_lines(ifname, rate, limit, payload_bytes))
             shapes.append(LinkShape(data["link_id"], node, peer, ifname, data["kind"], rate, limit))
 
@@ -177,4 +186,81 @@ def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAU
         nft.append("}")
         if len(nft) > 2:
             plan.nft.extend(nft)
+    if spec.kind == "scheduled":
+        for voq_ncp, lines_ip, lines_tc in _voq_commands(g, voq_layout(g, k, payload_bytes), payload_bytes):
+            plans[voq_ncp].ip.extend(lines_ip)
+            plans[voq_ncp].tc.extend(lines_tc)
     return dict(plans), shapes
+
+
+@dataclass(frozen=True)
+class VoqShape:
+    """One virtual output queue: at ingress NCP ``ncp``, for egress host port ``dst``.
+
+    All VOQs of an NCP are HTB classes of one IFB device that the NCP's host ports redirect
+    their ingress traffic into; the credit scheduler sets each class's rate every tick.
+    """
+
+    ncp: str
+    ifb: str
+    classid: int          # full tc handle (major 1 << 16 | minor)
+    dst: str
+    dst_address: str
+    capacity_bps: int     # the egress port's emulated rate: what all VOQs for dst may share
+    initial_rate_bps: int
+    buffer_bytes: int     # emulated VOQ depth
+    credit_bytes: int     # one tick of credit at the initial grant (HTB burst)
+
+
+def ifb_name(ncp: str) -> str:
+    return f"{ncp}-voq"
+
+
+def voq_layout(g: nx.MultiGraph, k: float, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> list[VoqShape]:
+    """Every VOQ of a scheduled fabric: one per (ingress NCP, egress host port).
+
+    Initial grants split each port's capacity (× grant fraction) evenly over the NCPs, so the
+    fabric starts out never oversubscribed, before the scheduler's first tick.
+    """
+    packet = wire_packet_bytes(payload_bytes)
+    spec: FabricSpec = g.graph["spec"]
+    ncps = [n for n in switches(g) if g.nodes[n]["tier"] == "edge"]
+    out = []
+    for ncp in ncps:
+        for i, h in enumerate(hosts(g)):
+            capacity = int(round(g.nodes[h]["nic_rate_bps"] / k))
+            granted = int(capacity * spec.scheduler.grant_fraction / len(ncps))
+            out.append(VoqShape(ncp, ifb_name(ncp), (1 << 16) | (i + 1), h, g.nodes[h]["address"], capacity,
+                                granted, shaped_buffer_bytes(spec.voq_depth_bytes, k, payload_bytes),
+                                max(packet, int(granted * spec.scheduler.tick_ns / 8e9))))
+    return out
+
+
+def _voq_commands(g: nx.MultiGraph, voqs: list[VoqShape], payload_bytes: int):
+    by_ncp: dict[str, list[VoqShape]] = defaultdict(list)
+    for v in voqs:
+        by_ncp[v.ncp].append(v)
+    packet = wire_packet_bytes(payload_bytes)
+    for ncp, items in by_ncp.items():
+        ifb = items[0].ifb
+        ip_lines = [f"link add {ifb} type ifb", f"link set dev {ifb} mtu {MTU} up"]
+        tc = [f"qdisc replace dev {ifb} root handle 1: htb"]
+        for v in items:
+            minor = f"{v.classid & 0xFFFF:x}"
+            # Credit for one tick (burst), spent at no more than the port rate (ceil, one-packet cburst).
+            tc += [
+                f"class add dev {ifb} parent 1: classid 1:{minor} htb rate {v.initial_rate_bps}bit "
+                f"ceil {v.capacity_bps}bit burst {v.credit_bytes} cburst {packet} quantum {packet}",
+                f"qdisc add dev {ifb} parent 1:{minor} handle {v.classid & 0xFFFF:x}0: bfifo limit {v.buffer_bytes}",
+                f"filter add dev {ifb} parent 1: protocol ip prio 1 u32 match ip dst {v.dst_address}/32 flowid 1:{minor}",
+            ]
+        # Every host port of the NCP sends what it receives into the VOQs first.
+        for _, nbr, data in sorted(g.edges(ncp, data=True), key=lambda e: e[2]["link_id"]):
+            if g.nodes[nbr]["role"] != "host":
+                continue
+            port = data["ifname"][ncp]
+            tc += [f"qdisc add dev {port} handle ffff: ingress",
+                   # u32 "match anything": matchall/flower are often not built (not on this kernel).
+                   f"filter add dev {port} parent ffff: protocol ip prio 1 u32 match u32 0 0 "
+                   f"action mirred egress redirect dev {ifb}"]
+        yield ncp, ip_lines, tc

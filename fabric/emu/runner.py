@@ -27,7 +27,8 @@ from fabric import __version__
 from fabric.emu.agents import MessagePlan, run_receiver, run_sender
 from fabric.emu.counters import run_sampler
 from fabric.emu.network import EmulatedFabric
-from fabric.emu.plan import build_plan, wire_packet_bytes
+from fabric.emu.plan import build_plan, voq_layout, wire_packet_bytes
+from fabric.emu.scheduler import run_scheduler
 from fabric.emu.scale import DEFAULT_BUDGET_PPS, ScaleChoice, choose_scale
 from fabric.errors import EmulationError, SpecError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, PROBE_UDP_PORT
@@ -194,6 +195,10 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         ready_r, ready_w = os.pipe()
         targets = [dict(pid=fabric.pids[s.node], ifname=s.ifname, link_id=s.link_id, node=s.node, peer=s.peer,
                         kind=s.kind, queue="port", rate_bps=s.rate_bps) for s in shapes]
+        voqs = voq_layout(g, k, options.payload_bytes) if spec.kind == "scheduled" else []
+        targets += [dict(pid=fabric.pids[v.ncp], ifname=v.ifb, classid=v.classid, link_id=f"{v.ncp}-voq",
+                         node=v.ncp, peer=v.dst, kind="voq", queue=f"voq:{v.dst}", rate_bps=v.capacity_bps)
+                    for v in voqs]
         sampler = ctx.Process(target=run_sampler, name="fabric-sampler",
                               args=(targets, options.sample_interval_s, str(work / "links.parquet"),
                                     str(work / "cpu.parquet"), stop_r, ready_w))
@@ -203,10 +208,20 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
                            host_rate_bps=[g.nodes[h]["nic_rate_bps"] / k for h in host_names])
         receiver = ctx.Process(target=run_receiver, name="fabric-receiver",
                                args=(plan, str(work / "rx.npz"), stop_r, ready_w))
-        for proc in (sampler, receiver):
+        agents = [sampler, receiver]
+        if voqs:
+            sched = spec.scheduler
+            ncp_group = {n: g.nodes[next(h for h in host_names if g.nodes[h]["edge"] == n)]["group"]
+                         for n in sorted({v.ncp for v in voqs})}
+            weights = ({n: dict(sched.weights).get(grp, 1.0) for n, grp in ncp_group.items()}
+                       if sched.policy == "weighted" else {})
+            agents.append(ctx.Process(target=run_scheduler, name="fabric-scheduler", args=(
+                voqs, {n: fabric.pids[n] for n in ncp_group}, sched.tick_ns, sched.grant_fraction, weights,
+                packet_wire, packet_wire, str(work / "scheduler.parquet"), stop_r, ready_w)))
+        for proc in agents:
             proc.start()
             children.append(proc)
-        for _ in range(2):
+        for _ in range(len(agents)):
             ready = os.read(ready_r, 1)
             if not ready:
                 raise EmulationError("an agent failed to start")
@@ -227,7 +242,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
             for s in senders:
                 s.join(0.1)
             report("replay", min(0.99, (time.time() - t_begin) / max(span_s, 0.1)))
-            for proc in (receiver, sampler):
+            for proc in agents:
                 if not proc.is_alive():
                     raise EmulationError(f"{proc.name} died (exit code {proc.exitcode}) during the run")
         for s in senders:
@@ -236,8 +251,8 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         report("replay", 1.0)
         # Wait Tmax for the last packets, then stop the receiver and the sampler.
         time.sleep(options.tmax_s)
-        os.write(stop_w, b"ss")
-        for proc in (receiver, sampler):
+        os.write(stop_w, b"s" * len(agents))
+        for proc in agents:
             proc.join(30)
             if proc.exitcode != 0:
                 raise EmulationError(f"{proc.name} failed (exit code {proc.exitcode})")
@@ -313,6 +328,21 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
     write_table(out_dir, "links", links)
     write_table(out_dir, "cpu", pd.read_parquet(work / "cpu.parquet"))
     write_schedule(schedule, out_dir / "schedule.parquet")
+    scheduler_facts = None
+    if (work / "scheduler.parquet").exists():
+        ticks = pd.read_parquet(work / "scheduler.parquet")
+        write_table(out_dir, "scheduler", ticks)
+        intervals = ticks.drop_duplicates("t_ns")["tick_interval_ns"].to_numpy()[1:]
+        tick_ns = spec.scheduler.tick_ns
+        scheduler_facts = {
+            "policy": spec.scheduler.policy, "tick_ns": tick_ns, "grant_fraction": spec.scheduler.grant_fraction,
+            "ticks": int(len(intervals) + 1),
+            "tick_interval_p50_ns": int(np.percentile(intervals, 50)) if len(intervals) else None,
+            "tick_interval_p99_ns": int(np.percentile(intervals, 99)) if len(intervals) else None,
+            "tick_late_p99_ns": int(np.percentile(intervals, 99) - tick_ns) if len(intervals) else None,
+            "note": "credits are granted every tick by changing VOQ (HTB class) rates over netlink; the credit "
+                    "round-trip of a real DDC (microseconds) is not modelled",
+        }
 
     host_side_drops = 0
     if not links.empty:
@@ -348,6 +378,7 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
                               rate_bps=s.rate_bps, buffer_bytes=s.buffer_bytes) for s in shapes],
         "commands": commands,
         "captures": sorted(options.captures),
+        "scheduler": scheduler_facts,
         "tools": _tool_versions(),
         "namespace_owner_pids": sorted(pids_gone),
         "wall_time_s": round(time.time() - started, 3),
