@@ -134,9 +134,10 @@ def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAU
                 limit = host_queue_bytes
             else:
                 limit = shaped_buffer_bytes(data["buffer_bytes"], k, payload_bytes)
-            if spec.kind == "scheduled" and g.nodes[peer]["role"] == "host":
-                # The credit scheduler works in ticks: credits granted for one tick may arrive at
-                # the egress port within it, so the port must hold one tick at its rate.
+            if spec.kind == "scheduled" and not is_host_nic:
+                # The credit scheduler works in ticks: credit granted for one tick may be spent at
+                # port rate anywhere within it, so fabric links and egress ports hold one tick at
+                # their rate. A real DDC's credits are exact to microseconds and need no such slack.
                 limit = max(limit, int(rate * spec.scheduler.tick_ns / 8e9) + 2 * wire_packet_bytes(payload_bytes))
             plan.tc.extend(htb_lines(ifname, rate, limit, payload_bytes))
             shapes.append(LinkShape(data["link_id"], node, peer, ifname, data["kind"], rate, limit))
