@@ -17,6 +17,7 @@ cpu_pressure           cpu_some_avg10_max_pct      50        90        max of /p
 cpu_pressure           cpu_some_stall_fraction     0.15      0.50      Δ"some total" / wall time of the samples
 sender_lateness        sender_late_p99_us          1000      5000      p99 of t_tx_first − t_sched over messages, µs
 sender_lateness        sender_late_p99_rel         0.50      2.0       p99 of that lateness ÷ the message's ideal MCT
+sender_throughput      sender_rate_shortfall       0.10      0.25      worst host: 1 − wire rate while it had data ÷ NIC rate
 link_accuracy          link_rate_error             0.05      0.15      max over busy links of |achieved/configured − 1|
 host_side_loss         host_side_loss_ratio        0         0.001     packets dropped before the first link ÷ sent
 scheduler_lateness     scheduler_late_p99_rel      0.50      2.0       p99 of (tick interval − configured tick) ÷ tick
@@ -53,6 +54,7 @@ THRESHOLDS = {
     "cpu_some_stall_fraction": (0.15, 0.50, "fraction of wall time"),
     "sender_late_p99_us": (1000.0, 5000.0, "us"),
     "sender_late_p99_rel": (0.50, 2.0, "fraction of ideal MCT"),
+    "sender_rate_shortfall": (0.10, 0.25, "fraction of NIC rate"),
     "link_rate_error": (0.05, 0.15, "fraction of configured rate"),
     "host_side_loss_ratio": (0.0, 0.001, "fraction of packets sent"),
     "scheduler_late_p99_rel": (0.50, 2.0, "fraction of configured tick"),
@@ -63,6 +65,7 @@ SIGNALS = {
     "noise_floor": (("noise_floor_p99_us",), "worst"),
     "cpu_pressure": (("cpu_some_avg10_max_pct", "cpu_some_stall_fraction"), "worst"),
     "sender_lateness": (("sender_late_p99_us", "sender_late_p99_rel"), "all"),
+    "sender_throughput": (("sender_rate_shortfall",), "worst"),
     "link_accuracy": (("link_rate_error",), "worst"),
     "host_side_loss": (("host_side_loss_ratio",), "worst"),
     "scheduler_lateness": (("scheduler_late_p99_rel",), "worst"),
@@ -101,6 +104,58 @@ def cpu_signals(cpu: pd.DataFrame) -> dict:
     dt_us = (int(c["t_ns"].iloc[-1]) - int(c["t_ns"].iloc[0])) / 1e3
     if len(c) >= 2 and dt_us > 0:
         out["cpu_some_stall_fraction"] = max(0.0, (int(c["some_total_us"].iloc[-1]) - int(c["some_total_us"].iloc[0])) / dt_us)
+    return out
+
+
+MIN_SENDING_SPAN_NS = 10_000_000  # judge a host's sending rate over busy periods of 10 ms or more
+WIRE_OVERHEAD_BYTES = 42           # Ethernet + IPv4 + UDP headers around each payload
+
+
+def sender_throughput_signal(messages: pd.DataFrame, links: pd.DataFrame, fallback_rate_bps: float = M.NAN) -> dict:
+    """How far the busiest-lagging host's sender fell below its NIC rate while it had data to send.
+
+    While any of a host's messages is being sent its NIC should be busy: the agents keep its queue
+    non-empty. The union of the host's [first packet, last packet] send intervals is that busy
+    time; wire bytes over it ÷ the configured NIC rate is what the sender achieved. A sender that
+    cannot keep up (the machine is past its packet budget) shows here even when no link ever
+    builds a queue.
+    """
+    out = {"sender_rate_shortfall": None, "detail": {}}
+    if messages is None or messages.empty or "t_tx_last_ns" not in messages:
+        return out
+    m = messages[(messages["t_tx_first_ns"] >= 0) & (messages["t_tx_last_ns"] >= 0)]
+    if m.empty:
+        return out
+    m = m.sort_values(["src", "t_tx_first_ns"])
+    start = m["t_tx_first_ns"].to_numpy(np.int64)
+    end = m["t_tx_last_ns"].to_numpy(np.int64)
+    src = m["src"].astype(str).to_numpy(dtype=object)
+    wire = (m["bytes_emulated"].to_numpy(np.float64) + m["packets"].to_numpy(np.float64) * WIRE_OVERHEAD_BYTES)
+    # Union of intervals per host: a new busy period starts where a start exceeds the running end.
+    run_end = pd.Series(end).groupby(src).cummax().to_numpy()
+    prev_end = pd.Series(run_end).groupby(src).shift(1).to_numpy()
+    new_period = np.isnan(prev_end) | (start > prev_end)
+    period_id = np.cumsum(new_period)
+    periods = pd.DataFrame({"src": src, "period": period_id, "start": start, "end": end, "wire": wire})
+    agg = periods.groupby(["src", "period"]).agg(start=("start", "min"), end=("end", "max"), wire=("wire", "sum"))
+    # Only long busy periods are judged: in a short one the few packets the sender queues ahead
+    # at once (and one late wake-up) dominate the ratio.
+    agg = agg[(agg["end"] - agg["start"]) >= MIN_SENDING_SPAN_NS]
+    if agg.empty:
+        return out
+    span = (agg["end"] - agg["start"]).groupby(level=0).sum()
+    wire_by_host = agg["wire"].groupby(level=0).sum()
+    rate = pd.Series(M.sender_line_rate_bps(links, np.array(span.index, dtype=object), fallback_rate_bps),
+                     index=span.index)
+    ok = (span >= MIN_SENDING_SPAN_NS) & np.isfinite(rate) & (rate > 0)
+    if not ok.any():
+        return out
+    achieved = wire_by_host[ok] * 8 / (span[ok] / 1e9)
+    shortfall = (1 - achieved / rate[ok]).clip(lower=0)
+    worst = shortfall.idxmax()
+    out["sender_rate_shortfall"] = float(shortfall.max())
+    out["detail"] = {"worst_host": str(worst), "achieved_bps": float(achieved[worst]),
+                     "configured_bps": float(rate[worst]), "hosts_judged": int(ok.sum())}
     return out
 
 
@@ -250,11 +305,13 @@ def fidelity_signals(source) -> dict:
     out: dict = {"noise_floor_p99_us": noise_floor_signal(noise)}
     out.update(cpu_signals(f.get("cpu", empty["cpu"])))
     out.update(sender_lateness_signals(messages, links, noise, fallback))
+    throughput = sender_throughput_signal(messages, links, fallback)
+    out["sender_rate_shortfall"] = throughput["sender_rate_shortfall"]
     out["link_rate_error"], link_detail = link_accuracy_signal(links)
     out["host_side_loss_ratio"], host_detail = host_side_loss_signal(run, links, sent)
     out["scheduler_late_p99_rel"], sched_detail = scheduler_lateness_signal(run, f.get("scheduler", empty["scheduler"]))
     out["detail"] = {"link_accuracy": link_detail, "host_side_loss": host_detail,
-                     "scheduler_lateness": sched_detail}
+                     "scheduler_lateness": sched_detail, "sender_throughput": throughput["detail"]}
     return out
 
 

@@ -146,3 +146,18 @@ def test_lateness_ignores_messages_queued_behind_the_same_host():
                          "t_tx_last_ns": [T + 1_000_000, T + 2_000_000, T + 1_000_000]})
     s = F.fidelity_signals(_frames(messages=msgs))
     assert s["sender_late_p99_us"] == 30.0
+
+
+def test_sender_that_cannot_keep_its_nic_busy_is_flagged():
+    # h0 sends 1 MB (+ headers) in 100 ms on a 100 Mbit/s NIC: 81% of line rate while it had data
+    # (shortfall 0.19 > warn 0.10). h2's 5 ms message is too short to be judged.
+    msgs = pd.DataFrame({"msg_id": [1, 2], "src": ["h0", "h2"], "dst": ["h1", "h1"],
+                         "bytes_emulated": [1_000_000, 50_000], "packets": [250, 13],
+                         "t_sched_ns": [T, T], "t_tx_first_ns": [T, T], "t_tx_last_ns": [T + 100_000_000, T + 5_000_000]})
+    links = pd.concat([_link("h0", "leaf0", "host", 8_000_000, 100_000, 0)])
+    links["rate_bps"] = 100_000_000
+    s = F.fidelity_signals(_frames(messages=msgs, links=links))
+    wire_bits = (1_000_000 + 250 * 42) * 8
+    assert s["sender_rate_shortfall"] == pytest.approx(1 - wire_bits / 0.1 / 100e6)
+    assert s["detail"]["sender_throughput"]["worst_host"] == "h0"
+    assert F.fidelity_verdict(s)["signals"]["sender_throughput"]["level"] == "warn"

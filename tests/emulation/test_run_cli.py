@@ -1,0 +1,160 @@
+"""`fabric run` as a user runs it: shipped designs and profiles, budget refusal, interrupt cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fabric.analysis.run_metrics import write_metrics
+from fabric.errors import BudgetError
+from tests.emulation.conftest import messages, small_spec
+
+REPO = Path(__file__).resolve().parents[2]
+FABRIC = str(Path(sys.executable).parent / "fabric")
+PROFILES = sorted((REPO / "traffic").glob("*.yaml"))
+
+
+def _fabric(*args, **kwargs):
+    return subprocess.run([FABRIC, *args], capture_output=True, text=True, cwd=REPO, **kwargs)
+
+
+def test_incast_on_the_shipped_ecmp_design_runs_in_under_two_minutes(tmp_path):
+    out = tmp_path / "x"
+    started = time.monotonic()
+    proc = _fabric("run", "--topo", "topologies/leaf-spine-ecmp.yaml", "--traffic", "traffic/incast.yaml",
+                   "--out", str(out), timeout=300)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < 120, f"took {elapsed:.0f} s"
+    for name in ("run.json", "schedule.parquet", "packets.parquet", "messages.parquet", "links.parquet",
+                 "cpu.parquet", "noise.parquet", "metrics.json"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"]["incast"]["owd_us"]["n"] > 0
+    assert "owd_us" in metrics["noise_floor"] and metrics["noise_floor"]["owd_us"]["p99"] is not None
+    assert set(metrics["spine_imbalance"]["shares"]) == {"spine0", "spine1", "spine2", "spine3"}
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["commands"]["spine0"] and run_json["tools"]["kernel"]
+    assert "fidelity:" in proc.stdout and "incast" in proc.stdout
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.stem for p in PROFILES])
+def test_every_shipped_profile_runs_on_the_leaf_spine_design(tmp_path, profile):
+    out = tmp_path / profile.stem
+    proc = _fabric("run", "--topo", "topologies/leaf-spine-ecmp.yaml", "--traffic", str(profile),
+                   "--out", str(out), "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"], "no traffic class was measured"
+    assert metrics["fidelity"]["verdict"] in ("trusted", "degraded", "untrusted")
+
+
+def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):
+    facts = {}
+    for design in ("leaf-spine-ecmp", "leaf-spine-spray", "scheduled-fabric"):
+        out = tmp_path / design
+        proc = _fabric("run", "--topo", f"topologies/{design}.yaml", "--traffic", "traffic/incast-victim.yaml",
+                       "--out", str(out), "--quiet", timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        facts[design] = json.loads((out / "metrics.json").read_text())
+    for m in facts.values():
+        assert m["spine_imbalance"]["max_over_mean"] >= 1.0
+        assert m["classes"]["victim"]["owd_us"]["n"] > 0
+
+
+def test_a_load_beyond_the_packet_budget_is_refused_before_anything_is_built(tmp_path):
+    from fabric.emu.runner import RunOptions, run
+    from fabric.topology import build_fabric
+
+    spec = small_spec(host_link_rate="100G", fabric_link_rate="100G")
+    # 8 hosts at line rate at once, with a 10 packets/s budget: no sane k fits.
+    rows = [(0.0, f"h{i}", f"h{(i + 5) % 10}", 1e9, "background") for i in range(8)]
+    with pytest.raises(BudgetError, match="cannot be emulated"):
+        run(spec, build_fabric(spec), messages(rows), tmp_path / "r", RunOptions(budget_pps=10))
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_overloaded_beyond_the_budget_is_marked_untrusted(emulate):
+    # k = 200 gives 500 Mbit/s host links; eight senders at once are ~120k packets/s, well past
+    # the ~50k packets/s this machine forwards: senders fall behind and links miss their rates.
+    spec = small_spec(host_link_rate="100G", fabric_link_rate="100G")
+    pairs = [(i, i + 5) for i in range(1, 5)] + [(i + 5, i) for i in range(1, 5)]
+    rows = [(0.0, f"h{a}", f"h{b}", 100e9 / 8 * 0.5, "background") for a, b in pairs]
+    run_dir, _, _, _, _ = emulate(spec, messages(rows), scale=200.0, budget_pps=10**9)
+    fidelity = write_metrics(run_dir)["fidelity"]
+    assert fidelity["verdict"] == "untrusted", fidelity
+    assert fidelity["reasons"]
+
+
+def _descendants(pid: int) -> list[int]:
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                parent[int(entry)] = int(fields[1])
+            except OSError:
+                continue
+    out, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+def _netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _processes_in(inodes: set[int]) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _netns_inode(int(entry)) in inodes:
+            found.append(int(entry))
+    return found
+
+
+def test_sigint_mid_run_leaves_no_namespace_veth_or_agent_process(tmp_path):
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([FABRIC, "run", "--topo", "topologies/leaf-spine-ecmp.yaml", "--traffic",
+                             "traffic/permutation.yaml", "--out", str(out), "--quiet"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    own_inode = _netns_inode(os.getpid())
+    try:
+        # Wait until the fabric is built and the agents run (sender processes exist).
+        deadline = time.monotonic() + 60
+        children, inodes = [], set()
+        while time.monotonic() < deadline:
+            children = _descendants(proc.pid)
+            inodes = {i for i in map(_netns_inode, children) if i is not None and i != own_inode}
+            if len(inodes) >= 24 and len(children) >= 24 + 4:
+                break
+            time.sleep(0.2)
+        assert len(inodes) >= 24, "the run never built its namespaces"
+        time.sleep(1.0)  # mid-replay
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    time.sleep(0.5)
+    alive = [p for p in children if os.path.exists(f"/proc/{p}")]
+    assert not alive, f"processes of the run still alive: {alive}"
+    assert not _processes_in(inodes), "a process still lives in one of the run's namespaces"
+    assert not (out / "run.json").exists()
