@@ -35,9 +35,14 @@ def run_with_progress(spec, g, schedule, out: Path, options, quiet: bool = False
 
 def workload_facts(workload, schedule) -> dict:
     """What economics and reports need to know about the workload, stored in run.json."""
-    facts = {}
-    if hasattr(workload, "to_dict"):
-        facts = workload.to_dict()
+    facts = {
+        "name": workload.name, "source": str(workload.source), "sha256": workload.content_sha256,
+        "model": workload.model.name if workload.model else None, "duration_s": workload.duration_s,
+        "seed": workload.seed,
+        "patterns": [{"type": p.type, "name": p.name, "model": p.model.name if p.model else None,
+                      "layers_emulated": getattr(p, "layers_emulated", 0) or 0} for p in workload.patterns],
+        "messages_by_kind": {str(k): int(v) for k, v in schedule["kind"].value_counts().sort_index().items()},
+    }
     facts["messages"] = int(len(schedule))
     facts["bytes"] = int(schedule["bytes"].sum())
     return facts
@@ -73,4 +78,8 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
     run_with_progress(spec, g, schedule, out, options, quiet=quiet)
     metrics = write_metrics(out)
     print_summary(metrics)
-    typer.echo(f"run directory: {out}")
+    from fabric.commands.cpmt import render_summary
+    from fabric.economics import cpmt_for_run
+
+    typer.echo(render_summary(cpmt_for_run(out)))
+    typer.echo(f"run directory: {out}   (details: fabric analyze {out}; fabric cpmt {out} --explain)")
