@@ -3,6 +3,8 @@ lost to the emulator itself, at a few offered loads.
 
 A 2-leaf, 4-spine sprayed fabric whose fabric links run at twice the host rate, so no link is
 oversubscribed: 8 hosts on each leaf send at line rate to a host on the other leaf (16 senders).
+Buffers are deep (2 GB real, i.e. tens of packets at every k used here) so that spraying's packet
+bursts do not drop in the queues: what is lost is lost by the emulator.
 The scale factor k sets the offered packet rate. "lost" is sent but not delivered; the part of it
 counted by the shaped queues' drop counters is burst loss in the (minimum four-packet) port buffers,
 the rest was lost by the emulator itself (CPU: backlog queues, sockets); the sender shortfall shows how far senders fell below line rate
@@ -40,7 +42,7 @@ DEFAULT_LOADS_PPS = (12_500, 25_000, 50_000, 75_000, 100_000)
 
 def bench_spec():
     return parse_fabric_spec({"kind": "leaf-spine", "name": "bench", "leaves": 2, "spines": 4, "hosts_per_leaf": 8,
-                              "host_link_rate": "400G", "fabric_link_rate": "800G", "buffer_per_port": "64MB",
+                              "host_link_rate": "400G", "fabric_link_rate": "800G", "buffer_per_port": "2GB",
                               "load_balancing": {"mode": "spray"}}, "<bench>")
 
 
