@@ -67,6 +67,14 @@ def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):
     for m in facts.values():
         assert m["spine_imbalance"]["max_over_mean"] >= 1.0
         assert m["classes"]["victim"]["owd_us"]["n"] > 0
+    ecmp, spray, sched = facts["leaf-spine-ecmp"], facts["leaf-spine-spray"], facts["scheduled-fabric"]
+    # The differences the comparison is about show in metrics.json: hashing imbalances the spines,
+    # spraying does not; the scheduled fabric holds the incast in its VOQs and keeps the victim fast.
+    assert spray["spine_imbalance"]["max_over_mean"] < ecmp["spine_imbalance"]["max_over_mean"]
+    assert sched["spine_imbalance"]["max_over_mean"] < 1.05
+    assert sched["classes"]["incast"]["loss_ratio"] == 0
+    assert ecmp["classes"]["incast"]["loss_ratio"] > 0.1
+    assert float(sched["classes"]["victim"]["owd_us"]["rx_p99"]) < float(ecmp["classes"]["victim"]["owd_us"]["rx_p99"])
 
 
 def test_a_load_beyond_the_packet_budget_is_refused_before_anything_is_built(tmp_path):
