@@ -42,7 +42,11 @@ def test_incast_on_the_shipped_ecmp_design_runs_in_under_two_minutes(tmp_path):
     assert set(metrics["spine_imbalance"]["shares"]) == {"spine0", "spine1", "spine2", "spine3"}
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["commands"]["spine0"] and run_json["tools"]["kernel"]
-    assert "fidelity:" in proc.stdout and "incast" in proc.stdout
+    assert "fidelity:" in proc.stdout and "incast" in proc.stdout and "CPMT" in proc.stdout
+    # Re-analysis of the raw records is byte-identical.
+    first = (out / "metrics.json").read_bytes()
+    assert _fabric("analyze", str(out), "--json").returncode == 0
+    assert (out / "metrics.json").read_bytes() == first
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=[p.stem for p in PROFILES])
