@@ -73,6 +73,14 @@ def _kernel_checks() -> list[Check]:
         ok, detail = inns("ip", "link", "add", "fdifb0", "type", "ifb")
         checks.append(Check("ifb", ok, "IFB devices work" if ok else detail, True,
                             "scheduled fabrics (ingress VOQs)"))
+        ok, detail = inns("ip", "link", "set", "fdifb0", "up")
+        if ok:
+            ok, detail = inns("tc", "qdisc", "add", "dev", "fdv1", "handle", "ffff:", "ingress")
+        if ok:
+            ok, detail = inns("tc", "filter", "add", "dev", "fdv1", "parent", "ffff:", "protocol", "ip", "prio", "1",
+                              "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "fdifb0")
+        checks.append(Check("ingress redirect (u32 + mirred)", ok, "ingress u32 filter with mirred redirect works"
+                            if ok else detail, True, "scheduled fabrics (ingress VOQs)"))
         ok, detail = inns("nft", "add table ip fabricdoctor; "
                           "add chain ip fabricdoctor pre { type filter hook prerouting priority -150; }; "
                           "add rule ip fabricdoctor pre meta mark set numgen inc mod 4 offset 1")

@@ -344,7 +344,8 @@ def analyze_frames(frames: dict) -> dict:
 
     signals = fidelity_signals(frames)
     result = {
-        "scale": {"k": scale_k, "meaning": SCALE_MEANING, "payload_bytes": run.get("payload_bytes")},
+        "scale": {"k": scale_k, "dilation": float(run.get("dilation", 1.0) or 1.0), "meaning": SCALE_MEANING,
+                  "payload_bytes": run.get("payload_bytes")},
         "run": {"tmax_ns": tmax_ns, "packet_records": prep["records"],
                 "packets_without_message": prep["orphans"], "duplicate_records": prep["duplicate_rows"],
                 "messages": int(len(msgs))},

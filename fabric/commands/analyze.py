@@ -25,7 +25,9 @@ def print_summary(metrics: dict) -> None:
     """Print a short table per traffic class: OWD p50/p99/p99.9 (loss-aware), loss, MCT p99,
     then spine/NCF imbalance and the fidelity verdict with the signals that tripped."""
     k = (metrics.get("scale") or {}).get("k")
-    typer.echo(f"scale k = {k:g} (bytes and rates in real units; times unscaled)" if k else "scale k = ?")
+    dilation = (metrics.get("scale") or {}).get("dilation", 1.0) or 1.0
+    slow = f", time dilation {dilation:g} (the fabric ran {dilation:g}x slower; times shown undilated)" if dilation > 1 else ""
+    typer.echo(f"scale k = {k:g} (bytes and rates in real units; times unscaled){slow}" if k else "scale k = ?")
     head = f"{'class':<14}{'packets':>10}{'OWD p50 us':>12}{'p99 us':>10}{'p99.9 us':>10}" \
            f"{'p99-p50':>10}{'loss':>9}{'MCT p99 ms':>12}{'recovered':>10}"
     typer.echo(head)

@@ -56,6 +56,8 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
                                                 help="ECMP hash seed (default: the design's hash_seed)."),
         scale: Optional[float] = typer.Option(None, "--scale", min=1.0,
                                               help="Scale factor k (default: chosen from the packet budget)."),
+        dilation: Optional[float] = typer.Option(None, "--dilation", min=1.0, max=20.0,
+                                                 help="Time dilation D (default: chosen from message bursts)."),
         capture: Optional[List[str]] = typer.Option(None, "--capture",
                                                     help="Link id to capture to pcap (repeatable), e.g. h0-leaf0."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -71,7 +73,7 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
     workload = load_workload(traffic)
     schedule = generate_schedule(workload, g, seed=seed)
     run_seed = seed if seed is not None else getattr(workload, "seed", 1)
-    options = RunOptions(seed=run_seed, scale=scale,
+    options = RunOptions(seed=run_seed, scale=scale, dilation=dilation,
                          hash_seed=hash_seed if hash_seed is not None else spec.load_balancing.hash_seed,
                          captures=list(capture or []),
                          extra={"workload": workload_facts(workload, schedule) | {"path": str(traffic)}})

@@ -189,17 +189,19 @@ def run_sender(plan: MessagePlan, out_path: str, host_subset: list[int], queue_p
             cursor[h] = c
             if c < len(q) and (wake is None or starts[q[c]] < wake):
                 wake = starts[q[c]]
-        for h, act in active.items():
-            if not act:
-                continue
-            s = socks[h]
-            sent = False
-            while act:
+        # One packet per host per pass: when many hosts start together (an all-to-all) every
+        # host's first packet leaves before any host's second, as parallel NICs would do it.
+        sending = [h for h, act in active.items() if act]
+        sent_by = set()
+        while sending:
+            still = []
+            for h in sending:
+                act = active[h]
                 now = time.time_ns()
                 if free_at[h] - now > slack_ns[h]:
                     ready = free_at[h] - slack_ns[h]
                     wake = ready if wake is None or ready < wake else wake
-                    break
+                    continue
                 m = act[0]
                 seq = int(next_seq[m])
                 count = int(packets[m])
@@ -208,7 +210,7 @@ def run_sender(plan: MessagePlan, out_path: str, host_subset: list[int], queue_p
                 HEADER.pack_into(buf, 8, MAGIC, m, seq, count, now)
                 idx = offsets[m] + seq
                 try:
-                    s.sendto(view[:8 + payload], dst_addr[int(plan.dst[m])])
+                    socks[h].sendto(view[:8 + payload], dst_addr[int(plan.dst[m])])
                 except (BlockingIOError, OSError) as exc:
                     if not isinstance(exc, BlockingIOError) and exc.errno != errno.ENOBUFS:
                         raise
@@ -220,15 +222,18 @@ def run_sender(plan: MessagePlan, out_path: str, host_subset: list[int], queue_p
                 attempts[h].append(idx)
                 tx_user_ns[idx] = now
                 free_at[h] = max(free_at[h], now) + int((payload + WIRE_OVERHEAD_BYTES) * ns_per_byte[h])
-                sent = True
+                sent_by.add(h)
                 act.popleft()
                 if seq + 1 < count:
                     next_seq[m] = seq + 1
                     act.append(m)  # round-robin between this host's concurrent messages
                 else:
                     remaining[h] -= 1
-            if sent:
-                _drain_tx_timestamps(s, attempts[h], tx_ns)
+                if act:
+                    still.append(h)
+            sending = still
+        for h in sent_by:
+            _drain_tx_timestamps(socks[h], attempts[h], tx_ns)
         if wake is None:
             continue
         delay_s = (wake - time.time_ns()) / 1e9

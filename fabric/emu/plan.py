@@ -29,6 +29,7 @@ from fabric.topology import hosts, routes, switches
 
 MTU = 9000
 MIN_BUFFER_PACKETS = 4
+BURST_TIME_S = 200e-6
 SPRAY_TABLE_BASE = 100
 NFT_TABLE = "fabric"
 
@@ -85,23 +86,45 @@ def shaped_buffer_bytes(buffer_bytes: float, k: float, payload_bytes: int) -> in
     return int(max(MIN_BUFFER_PACKETS * wire_packet_bytes(payload_bytes), round(buffer_bytes / k)))
 
 
-def htb_lines(ifname: str, rate_bps: int, limit_bytes: int, payload_bytes: int) -> list[str]:
+def burst_bytes_for(rate_bps: float) -> int:
+    """HTB bucket of a host NIC: :data:`BURST_TIME_S` of its rate (at least 64 bytes).
+
+    A NIC serializes every packet: a bucket of whole packets would let dozens of small packets (an
+    all-to-all's messages) leave at once and skip their serialization. A bucket below one packet
+    makes HTB pace every packet (tokens go negative, the next packet waits), and
+    :data:`BURST_TIME_S` of slack absorbs the timer's lateness so a busy NIC still reaches its rate.
+    """
+    return max(64, int(rate_bps * BURST_TIME_S / 8))
+
+
+def port_burst_bytes(payload_bytes: int) -> int:
+    """HTB bucket of a switch port: two full packets.
+
+    Emulated packets take k times longer to serialize than real ones; a port that paced each packet
+    strictly would make a packet wait a whole (scaled) packet time behind another on a lightly loaded
+    link, which on the real fabric is nanoseconds. Two packets of slack keep a lightly loaded port
+    fluid while a loaded one still queues at exactly its rate.
+    """
+    return 2 * wire_packet_bytes(payload_bytes)
+
+
+def htb_lines(ifname: str, rate_bps: int, limit_bytes: int, payload_bytes: int, burst_bytes: int) -> list[str]:
     """HTB root + one class at ``rate_bps`` + a bfifo leaf of ``limit_bytes``."""
     packet = wire_packet_bytes(payload_bytes)
-    # burst of two packets: the port sends back to back at its rate, as a real egress port does,
-    # instead of letting a token bucket pass a whole burst through without queueing.
-    burst = 2 * packet
     return [
         f"qdisc replace dev {ifname} root handle 1: htb default 1",
         f"class add dev {ifname} parent 1: classid 1:1 htb rate {rate_bps}bit ceil {rate_bps}bit "
-        f"burst {burst} cburst {burst} quantum {packet}",
+        f"burst {burst_bytes} cburst {burst_bytes} quantum {packet}",
         f"qdisc add dev {ifname} parent 1:1 handle 10: bfifo limit {limit_bytes}",
     ]
 
 
 def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAULT_PAYLOAD_BYTES,
-               host_queue_bytes: int | None = None) -> tuple[dict[str, NodePlan], list[LinkShape]]:
+               host_queue_bytes: int | None = None, dilation: float = 1.0) -> tuple[dict[str, NodePlan], list[LinkShape]]:
     """Compute every node's commands and the list of shaped link directions.
+
+    Rates are divided by ``k × dilation``, buffers by ``k`` (a buffer's delay, bytes ÷ rate, then
+    grows by the dilation like every other time of the dilated run).
 
     ``host_queue_bytes`` is the host NIC's own queue (its egress towards the edge switch). It must
     hold what a sender's socket buffer lets it queue, so that hosts never drop: host-side loss
@@ -120,7 +143,7 @@ def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAU
             port_counter[node] += 1
 
     for u, v, data in sorted(g.edges(data=True), key=lambda e: e[2]["link_id"]):
-        rate = int(round(data["rate_bps"] / k))
+        rate = int(round(data["rate_bps"] / (k * dilation)))
         for node, peer in ((u, v), (v, u)):
             ifname, peer_if = data["ifname"][node], data["ifname"][peer]
             plan = plans[node]
@@ -139,7 +162,8 @@ def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAU
                 # port rate anywhere within it, so fabric links and egress ports hold one tick at
                 # their rate. A real DDC's credits are exact to microseconds and need no such slack.
                 limit = max(limit, int(rate * spec.scheduler.tick_ns / 8e9) + 2 * wire_packet_bytes(payload_bytes))
-            plan.tc.extend(htb_lines(ifname, rate, limit, payload_bytes))
+            burst = burst_bytes_for(rate) if is_host_nic else port_burst_bytes(payload_bytes)
+            plan.tc.extend(htb_lines(ifname, rate, limit, payload_bytes, burst))
             shapes.append(LinkShape(data["link_id"], node, peer, ifname, data["kind"], rate, limit))
 
     for h in hosts(g):
@@ -188,7 +212,7 @@ def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAU
         if len(nft) > 2:
             plan.nft.extend(nft)
     if spec.kind == "scheduled":
-        for voq_ncp, lines_ip, lines_tc in _voq_commands(g, voq_layout(g, k, payload_bytes), payload_bytes):
+        for voq_ncp, lines_ip, lines_tc in _voq_commands(g, voq_layout(g, k, payload_bytes, dilation), payload_bytes):
             plans[voq_ncp].ip.extend(lines_ip)
             plans[voq_ncp].tc.extend(lines_tc)
     return dict(plans), shapes
@@ -217,7 +241,8 @@ def ifb_name(ncp: str) -> str:
     return f"{ncp}-voq"
 
 
-def voq_layout(g: nx.MultiGraph, k: float, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> list[VoqShape]:
+def voq_layout(g: nx.MultiGraph, k: float, payload_bytes: int = DEFAULT_PAYLOAD_BYTES,
+               dilation: float = 1.0) -> list[VoqShape]:
     """Every VOQ of a scheduled fabric: one per (ingress NCP, egress host port).
 
     Initial grants split each port's capacity (× grant fraction) evenly over the NCPs, so the
@@ -229,7 +254,7 @@ def voq_layout(g: nx.MultiGraph, k: float, payload_bytes: int = DEFAULT_PAYLOAD_
     out = []
     for ncp in ncps:
         for i, h in enumerate(hosts(g)):
-            capacity = int(round(g.nodes[h]["nic_rate_bps"] / k))
+            capacity = int(round(g.nodes[h]["nic_rate_bps"] / (k * dilation)))
             granted = int(capacity * spec.scheduler.grant_fraction / len(ncps))
             out.append(VoqShape(ncp, ifb_name(ncp), (1 << 16) | (i + 1), h, g.nodes[h]["address"], capacity,
                                 granted, shaped_buffer_bytes(spec.voq_depth_bytes, k, payload_bytes),
@@ -248,7 +273,7 @@ def _voq_commands(g: nx.MultiGraph, voqs: list[VoqShape], payload_bytes: int):
         tc = [f"qdisc replace dev {ifb} root handle 1: htb"]
         for v in items:
             minor = f"{v.classid & 0xFFFF:x}"
-            # Credit for one tick (burst), spent at no more than the port rate (ceil, one-packet cburst).
+            # Credit for one tick (burst), spent at no more than the port rate (ceil).
             tc += [
                 f"class add dev {ifb} parent 1: classid 1:{minor} htb rate {v.initial_rate_bps}bit "
                 f"ceil {v.capacity_bps}bit burst {v.credit_bytes} cburst {packet} quantum {packet}",

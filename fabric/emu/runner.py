@@ -51,6 +51,7 @@ class RunOptions:
     seed: int = 1              # workload seed (recorded)
     hash_seed: int = 1         # ECMP hash seed written to fib_multipath_hash_seed
     scale: float | None = None
+    dilation: float | None = None  # time dilation D (None: chosen from message bursts)
     captures: list[str] = field(default_factory=list)  # link ids to capture with tcpdump
     payload_bytes: int = DEFAULT_PAYLOAD_BYTES
     budget_pps: int = DEFAULT_BUDGET_PPS
@@ -133,8 +134,8 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     nic_rate = {h: g.nodes[h]["nic_rate_bps"] for h in known}
     link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
     choice: ScaleChoice = choose_scale(schedule, nic_rate, link_rates, options.budget_pps,
-                                       options.payload_bytes, options.scale)
-    k = choice.k
+                                       options.payload_bytes, options.scale, options.dilation)
+    k, dilation = choice.k, choice.dilation
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -150,7 +151,8 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     n_probe = len(probes)
     packet_wire = wire_packet_bytes(options.payload_bytes)
     host_queue = HOST_QUEUE_PACKETS * packet_wire
-    plans, shapes = build_plan(g, k, options.hash_seed, options.payload_bytes, host_queue_bytes=host_queue)
+    plans, shapes = build_plan(g, k, options.hash_seed, options.payload_bytes, host_queue_bytes=host_queue,
+                               dilation=dilation)
 
     commands = {node: plans[node].commands() for node in sorted(plans)}
     old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -185,7 +187,8 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
             pcap = out_dir / "captures" / f"{link_id.replace('#', '_')}.pcap"
             # Headers only (snaplen 128): enough for our probe header, small files.
             captures.append(subprocess.Popen(
-                ["mnexec", "-a", str(fabric.pids[node]), "tcpdump", "-q", "-i", ifname, "-s", "128", "-U",
+                ["mnexec", "-a", str(fabric.pids[node]), "tcpdump", "-q", "--immediate-mode",
+                 "--time-stamp-precision=nano", "-i", ifname, "-s", "128", "-U",
                  "-w", str(pcap), "udp", "port", str(PROBE_UDP_PORT)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         if captures:
@@ -195,7 +198,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         ready_r, ready_w = os.pipe()
         targets = [dict(pid=fabric.pids[s.node], ifname=s.ifname, link_id=s.link_id, node=s.node, peer=s.peer,
                         kind=s.kind, queue="port", rate_bps=s.rate_bps) for s in shapes]
-        voqs = voq_layout(g, k, options.payload_bytes) if spec.kind == "scheduled" else []
+        voqs = voq_layout(g, k, options.payload_bytes, dilation) if spec.kind == "scheduled" else []
         targets += [dict(pid=fabric.pids[v.ncp], ifname=v.ifb, classid=v.classid, link_id=f"{v.ncp}-voq",
                          node=v.ncp, peer=v.dst, kind="voq", queue=f"voq:{v.dst}", rate_bps=v.capacity_bps)
                     for v in voqs]
@@ -205,7 +208,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         # The plan's start times are filled in once the receiver is ready; build a placeholder.
         plan = MessagePlan(src=src, dst=dst, t_start_ns=np.zeros(len(src), dtype=np.int64), packets=packets,
                            payload=payload, last_payload=last, host_pids=pids, host_addrs=addrs,
-                           host_rate_bps=[g.nodes[h]["nic_rate_bps"] / k for h in host_names])
+                           host_rate_bps=[g.nodes[h]["nic_rate_bps"] / (k * dilation) for h in host_names])
         receiver = ctx.Process(target=run_receiver, name="fabric-receiver",
                                args=(plan, str(work / "rx.npz"), stop_r, ready_w))
         agents = [sampler, receiver]
@@ -226,7 +229,9 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
             if not ready:
                 raise EmulationError("an agent failed to start")
         t0_ns = time.time_ns() + int((LEAD_S + 0.3) * 1e9)
-        plan.t_start_ns = (t0_ns + np.round(t_rel * 1e9)).astype(np.int64)
+        # The load's schedule is stretched by the dilation; the noise probes (before t0) are not.
+        wall_rel = np.where(np.arange(len(t_rel)) < n_probe, t_rel, t_rel * dilation)
+        plan.t_start_ns = (t0_ns + np.round(wall_rel * 1e9)).astype(np.int64)
         senders = []
         for i in range(SENDER_PROCESSES):
             subset = list(range(i, len(host_names), SENDER_PROCESSES))
@@ -236,7 +241,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
             children.append(sender)
             senders.append(sender)
 
-        span_s = float(schedule["t_start_s"].max()) + LEAD_S + 0.3
+        span_s = float(schedule["t_start_s"].max()) * dilation + LEAD_S + 0.3
         t_begin = time.time()
         while any(s.is_alive() for s in senders):
             for s in senders:
@@ -293,10 +298,20 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
                      np.repeat(plan.last_payload, plan.packets), np.repeat(plan.payload, plan.packets))
     names = np.array(host_names, dtype=object)
     n_probe = len(probes)
+    dilation = choice.dilation
+
+    def virtual(t_ns: np.ndarray) -> np.ndarray:
+        """Wall-clock ns -> undilated (virtual) ns, anchored at t0; -1 (never) stays -1."""
+        t_ns = np.asarray(t_ns, dtype=np.int64)
+        if dilation == 1:
+            return t_ns
+        return np.where(t_ns >= 0, t0_ns + np.round((t_ns - t0_ns) / dilation), -1).astype(np.int64)
+
     msg_ids = np.concatenate([probes["msg_id"].to_numpy(), schedule["msg_id"].to_numpy()])
     frame = pd.DataFrame({
         "msg_id": msg_ids[wire], "seq": seq, "src": names[plan.src[wire]], "dst": names[plan.dst[wire]],
-        "bytes": sizes, "tx_ns": np.where(tx["tx_ns"] >= 0, tx["tx_ns"], tx["tx_user_ns"]), "rx_ns": rx["rx_ns"], "copies": rx["copies"], "path": rx["path"],
+        "bytes": sizes, "tx_ns": virtual(np.where(tx["tx_ns"] >= 0, tx["tx_ns"], tx["tx_user_ns"])),
+        "rx_ns": virtual(rx["rx_ns"]), "copies": rx["copies"], "path": rx["path"],
     })
     is_probe = wire < n_probe
     write_table(out_dir, "noise", frame[is_probe])
@@ -304,10 +319,9 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
 
     # Per message, from the load part only.
     load = ~is_probe
-    lw = wire[load] - n_probe
     starts = offsets[n_probe:] - offsets[n_probe]
-    tx_load = tx["tx_user_ns"][load]
-    rx_load = rx["rx_ns"][load]
+    tx_load = virtual(tx["tx_user_ns"][load])
+    rx_load = virtual(rx["rx_ns"][load])
     received = rx["copies"][load] > 0
     counts = plan.packets[n_probe:]
     first_idx = starts
@@ -319,12 +333,14 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         "kind": schedule["kind"], "group": schedule["group"], "request_id": schedule["request_id"],
         "step": schedule["step"], "bytes": schedule["bytes"], "bytes_emulated": load_emulated,
         "packets": counts, "packets_received": np.add.reduceat(received.astype(np.int64), starts),
-        "t_sched_ns": plan.t_start_ns[n_probe:], "t_tx_first_ns": tx_load[first_idx],
+        "t_sched_ns": virtual(plan.t_start_ns[n_probe:]), "t_tx_first_ns": tx_load[first_idx],
         "t_tx_last_ns": tx_load[last_idx], "t_rx_last_ns": t_rx_last,
     })
-    del lw
     write_table(out_dir, "messages", messages)
     links = pd.read_parquet(work / "links.parquet")
+    # In virtual time a link carries D times more per second than its wall-clock shaper rate.
+    links["t_ns"] = virtual(links["t_ns"].to_numpy())
+    links["rate_bps"] = np.round(links["rate_bps"] * dilation).astype(np.int64)
     write_table(out_dir, "links", links)
     write_table(out_dir, "cpu", pd.read_parquet(work / "cpu.parquet"))
     write_schedule(schedule, out_dir / "schedule.parquet")
@@ -361,11 +377,16 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         "scale_k": choice.k,
         "scale": choice.to_dict() | {
             "note": "link rates, message sizes and buffers divided by k; times are real; packet size is "
-                    "not scaled, so per-packet serialization is k times coarser than on the real fabric"},
+                    "not scaled, so per-packet serialization is k times coarser than on the real fabric; "
+                    "with dilation D > 1 the fabric ran D times slower (rates divided by k*D, schedule "
+                    "stretched by D) and all recorded times were divided by D"},
         "payload_bytes": options.payload_bytes,
         "noise_probe_payload_bytes": NOISE_PROBE_PAYLOAD_BYTES,
         "t0_ns": int(t0_ns),
-        "tmax_ns": int(options.tmax_s * 1e9),
+        "tmax_ns": int(options.tmax_s * 1e9 / dilation),
+        "dilation": dilation,
+        "clock": ("packets, noise, messages and links are in virtual (undilated) time: wall time since t0 "
+                  "divided by the dilation; cpu and scheduler samples are wall time (they describe the machine)"),
         "host_queue_packets": HOST_QUEUE_PACKETS,
         "host_target_queue_packets": HOST_TARGET_QUEUE_PACKETS,
         "tx_timestamps_missing": int(((tx["tx_user_ns"] >= 0) & (tx["tx_ns"] < 0)).sum()),

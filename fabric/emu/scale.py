@@ -1,12 +1,23 @@
-"""Choosing the scale factor ``k`` from the machine's packet budget (DESIGN.md §4).
+"""Choosing the scale factor ``k`` and the time dilation ``D`` from the machine's packet budget.
 
 Software forwarding on a small VM carries about 50k full-size packets per second in total; a
-400G fabric is therefore emulated with rates, message sizes and buffers divided by ``k``.
-Times are unchanged by construction (size/rate is invariant), so results come out in real time.
+400G fabric is therefore emulated with rates, message sizes and buffers divided by ``k``
+(DESIGN.md §4). Times are unchanged by construction (size/rate is invariant), so results come out
+in real time.
 
-``k`` is chosen from the workload's *peak* offered packet rate: each host sends its messages back
-to back at its NIC rate (the contention-free timeline), the bytes are binned into windows, and
-the busiest window must fit the budget. A run that cannot fit at any sane ``k`` is refused.
+``k`` is chosen from the workload's *peak* offered bit rate: each host sends its messages back to
+back at its NIC rate (the contention-free timeline) and the largest sum of simultaneous sending
+rates must fit the budget.
+
+Scaling bytes cannot shrink a message below one packet, so a workload that starts many small
+messages at once (an all-to-all among 16 ranks starts 240) asks for more packets in an instant
+than the machine can push, whatever ``k``. For those, the run is *dilated* in time (as DieCast and
+SliceTime do): every rate is further divided by ``D`` and every schedule time multiplied by ``D``,
+so the emulated fabric runs D× slower and the machine has D× more time per packet. D is chosen so
+the largest burst fits the budget within half a millisecond of virtual time; the run
+directory is written in undilated (virtual) time, so every figure reads as if the fabric ran at
+full speed, and the emulator's own overheads shrink by D relative to it. A run takes D× longer.
+A run that cannot fit at any sane ``k`` and ``D`` is refused.
 """
 
 from __future__ import annotations
@@ -28,14 +39,27 @@ MIN_EMULATED_RATE_BPS = 1_000_000
 MAX_EMULATED_RATE_BPS = 500_000_000
 
 
+# A burst must be pushed through the fabric within this much virtual time: about a collective
+# step of a 16-rank all-to-all (hundreds of µs), so its packets are not serialized by the CPU.
+BURST_WINDOW_S = 0.0005
+MAX_DILATION = 20.0
+
+
 @dataclass(frozen=True)
 class ScaleChoice:
     k: float
+    dilation: float
     peak_offered_bps: float
     mean_offered_bps: float
     peak_pps_emulated: float
+    peak_burst_packets: int
     budget_pps: int
     reason: str
+
+    @property
+    def rate_divisor(self) -> float:
+        """What real link rates are divided by on the wire: k × D."""
+        return self.k * self.dilation
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,10 +115,42 @@ def offered_load_profile(schedule: pd.DataFrame, nic_rate_bps: dict[str, float])
     return peak, mean
 
 
+def peak_burst_packets(schedule: pd.DataFrame, k: float, payload_bytes: int, nic_rate_bps: dict[str, float],
+                       window_s: float = BURST_WINDOW_S) -> int:
+    """Most packets the hosts offer together within one window of message starts, at scale ``k``.
+
+    A host offers each message's first packet at once (its NIC takes the messages round-robin) and
+    the rest at its NIC rate; so per host and window: min(all packets, max(messages, what the NIC
+    sends in the window)). Bulk bytes are already within the budget through ``k``; what this adds is
+    the cost of many small messages starting together (an all-to-all), which no ``k`` reduces.
+    """
+    if schedule.empty:
+        return 0
+    packets = np.maximum(1, np.ceil(schedule["bytes"].to_numpy() / k / payload_bytes))
+    frame = pd.DataFrame({"src": schedule["src"].to_numpy(), "packets": packets,
+                          "window": np.floor(schedule["t_start_s"].to_numpy() / window_s).astype(np.int64)})
+    per = frame.groupby(["window", "src"]).agg(packets=("packets", "sum"), messages=("packets", "size"))
+    nic_packets = per.index.get_level_values("src").map(
+        lambda h: nic_rate_bps[h] / k * window_s / (payload_bytes * 8)).to_numpy()
+    offered = np.minimum(per["packets"].to_numpy(), np.maximum(per["messages"].to_numpy(), nic_packets))
+    return int(np.ceil(pd.Series(offered, index=per.index).groupby(level="window").sum().max()))
+
+
+def choose_dilation(burst_packets: int, budget_pps: int) -> float:
+    """Smallest nice D so a window's burst of packets fits the (dilated) budget of that window."""
+    need = burst_packets / (budget_pps * BURST_WINDOW_S)
+    return nice_ceiling(need) if need > 1 else 1.0
+
+
 def choose_scale(schedule: pd.DataFrame, nic_rate_bps: dict[str, float], link_rates_bps: list[float],
                  budget_pps: int = DEFAULT_BUDGET_PPS, payload_bytes: int = DEFAULT_PAYLOAD_BYTES,
-                 k: float | None = None) -> ScaleChoice:
-    """Pick ``k`` (or check a given one) so the peak offered packet rate fits the budget."""
+                 k: float | None = None, dilation: float | None = None) -> ScaleChoice:
+    """Pick ``k`` and ``D`` (or check given ones) so the offered packets fit the budget.
+
+    ``k`` comes from the peak offered bit rate (undilated); ``D`` then from the largest burst of
+    packets that start together at that ``k``. Dilating does not lower ``k``: that would put more
+    packets in every message and make the bursts larger again.
+    """
     peak, mean = offered_load_profile(schedule, nic_rate_bps)
     bits_per_packet = payload_bytes * 8
     k_min_budget = peak / (budget_pps * bits_per_packet) if peak else 1.0
@@ -121,5 +177,22 @@ def choose_scale(schedule: pd.DataFrame, nic_rate_bps: dict[str, float], link_ra
         if chosen < k_min_rate:
             raise BudgetError(f"--scale {k:g} would emulate links above {MAX_EMULATED_RATE_BPS / 1e9:g} Gbit/s; "
                               f"use at least {k_min_rate:.4g}")
-    return ScaleChoice(k=chosen, peak_offered_bps=peak, mean_offered_bps=mean,
-                       peak_pps_emulated=peak / chosen / bits_per_packet, budget_pps=budget_pps, reason=reason)
+    burst = peak_burst_packets(schedule, chosen, payload_bytes, nic_rate_bps)
+    if dilation is None:
+        dilation = choose_dilation(burst, budget_pps)
+        if dilation > MAX_DILATION:
+            raise BudgetError(
+                f"offered load cannot be emulated here: {burst} packets start within {BURST_WINDOW_S * 1e3:g} ms "
+                f"at k = {chosen:g}, which needs a time dilation of {dilation:g} (at most {MAX_DILATION:g}) at "
+                f"{budget_pps} packets/s; use fewer ranks or smaller bursts")
+    elif not 1 <= dilation <= MAX_DILATION:
+        raise BudgetError(f"--dilation {dilation:g} is outside 1..{MAX_DILATION:g}")
+    dilation = float(dilation)
+    if chosen * dilation > k_max:
+        raise BudgetError(f"k {chosen:g} x dilation {dilation:g} would shape the slowest link below "
+                          f"{MIN_EMULATED_RATE_BPS / 1e6:g} Mbit/s; lower the load or the burst")
+    if dilation > 1:
+        reason += f"; time dilation {dilation:g} because {burst} packets start within {BURST_WINDOW_S * 1e3:g} ms"
+    return ScaleChoice(k=chosen, dilation=dilation, peak_offered_bps=peak, mean_offered_bps=mean,
+                       peak_pps_emulated=peak / chosen / dilation / bits_per_packet, peak_burst_packets=burst,
+                       budget_pps=budget_pps, reason=reason)

@@ -11,6 +11,7 @@ from fabric.specs import parse_fabric_spec
 from tests.emulation.conftest import messages, small_spec
 
 K = 1000.0
+NOISE_TOLERANCE_US = 50.0
 
 
 def scheduled_spec(**overrides):
@@ -82,9 +83,11 @@ def test_scheduled_fabric_absorbs_incast_in_voqs_and_isolates_the_victim(emulate
     # Even spraying over the NCFs.
     fabric_up = last[(last.kind == "fabric") & last.node.str.startswith("ncp")].groupby("peer").tx_bytes.sum()
     assert np.all(np.abs(fabric_up / fabric_up.mean() - 1) < 0.05), fabric_up.to_dict()
-    # The victim to another port on the congested NCP keeps its idle delay.
+    # The victim to another port on the congested NCP keeps its idle delay: within 2x, plus the
+    # emulator's own software noise (p99 of tens of µs, which the busy NCP namespace adds).
     during_p99 = _victim_p99_us(packets, msgs, (0.25, 1.0))
-    assert during_p99 <= 2 * idle_p99, f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
+    assert during_p99 <= 2 * idle_p99 + NOISE_TOLERANCE_US, \
+        f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
     # Scheduler fidelity: grants to a port never exceed its capacity; ticks are recorded.
     ticks = pd.read_parquet(run_dir / "scheduler.parquet")
     capacity = 100e9 / K
@@ -104,7 +107,8 @@ def test_ecmp_victim_sharing_a_congested_path_suffers(emulate):
     incast_paths = set(packets[packets.msg_id.isin(msgs[msgs.kind == "incast"].msg_id) & (packets.copies > 0)].path)
     assert set(victim_path) & incast_paths, "with this seed the victim should share a spine with the incast"
     during_p99 = _victim_p99_us(packets, msgs, (0.25, 1.0))
-    assert during_p99 > 2 * idle_p99, f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
+    assert during_p99 > 2 * idle_p99 + NOISE_TOLERANCE_US, \
+        f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
     last = links[links.t_ns == links.t_ns.max()]
     assert last[(last.kind == "fabric") & (last.drops > 0)].shape[0] > 0, "ECMP collisions should drop in the fabric"
 

@@ -1,0 +1,66 @@
+"""Scale factor and time dilation: chosen from the packet budget, refused when nothing fits."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fabric.emu.scale import (BURST_WINDOW_S, choose_scale, nice_ceiling, offered_load_profile,
+                              peak_burst_packets)
+from fabric.errors import BudgetError
+
+NIC = {f"h{i}": 400e9 for i in range(16)}
+
+
+def sched(rows):
+    return pd.DataFrame([dict(msg_id=i, t_start_s=t, src=s, dst=d, bytes=int(b), kind="background")
+                         for i, (t, s, d, b) in enumerate(rows)])
+
+
+@pytest.mark.parametrize("x,expected", [(0.5, 1), (1, 1), (1.2, 2), (2, 2), (2.2, 2.5), (3, 5), (977, 1000),
+                                        (1001, 2000), (4500, 5000)])
+def test_nice_ceiling(x, expected):
+    assert nice_ceiling(x) == expected
+
+
+def test_peak_offered_load_counts_simultaneous_senders():
+    # Two hosts send 50 MB at once (1 ms at 400G each); a third alone later.
+    peak, mean = offered_load_profile(sched([(0, "h0", "h1", 50e6), (0, "h2", "h1", 50e6),
+                                             (0.01, "h3", "h1", 50e6)]), NIC)
+    assert peak == pytest.approx(800e9)
+    assert mean == pytest.approx(3 * 50e6 * 8 / 0.011)
+
+
+def test_back_to_back_messages_of_one_host_do_not_add_up():
+    peak, _ = offered_load_profile(sched([(0, "h0", "h1", 50e6), (0, "h0", "h2", 50e6)]), NIC)
+    assert peak == pytest.approx(400e9)
+
+
+def test_k_fits_the_peak_into_the_budget():
+    four = sched([(0, f"h{i}", "h0", 400e6) for i in range(1, 5)])
+    choice = choose_scale(four, NIC, [400e9], budget_pps=50_000, payload_bytes=4096)
+    assert choice.k == 1000  # 1.6 Tbit/s / (50k * 32768 bit) = 977 -> 1000
+    assert choice.peak_pps_emulated <= 50_000
+    assert choice.dilation == 1
+
+
+def test_many_small_messages_at_once_are_dilated_not_scaled():
+    # An all-to-all among 16 ranks: 240 one-packet messages start together.
+    a2a = sched([(0, f"h{i}", f"h{j}", 10_000) for i in range(16) for j in range(16) if i != j])
+    assert peak_burst_packets(a2a, 1000, 4096, NIC) == 240
+    choice = choose_scale(a2a, NIC, [400e9], budget_pps=50_000, payload_bytes=4096)
+    need = 240 / (50_000 * BURST_WINDOW_S)
+    assert choice.dilation >= need and choice.dilation == nice_ceiling(need)
+    assert choice.rate_divisor == choice.k * choice.dilation
+
+
+def test_impossible_loads_are_refused_with_the_reason():
+    a2a = sched([(0, f"h{i}", f"h{j}", 10_000) for i in range(16) for j in range(16) if i != j])
+    with pytest.raises(BudgetError, match="dilation of 50"):
+        choose_scale(a2a, NIC, [400e9], budget_pps=10_000, payload_bytes=4096)
+    with pytest.raises(BudgetError, match="cannot be emulated"):
+        choose_scale(sched([(0, "h0", "h1", 1e9)]), {"h0": 400e9}, [400e9], budget_pps=1, payload_bytes=4096)
+    with pytest.raises(BudgetError, match="--scale 5"):
+        choose_scale(sched([(0, "h0", "h1", 1e9)]), {"h0": 400e9}, [400e9], k=5)
+    with pytest.raises(BudgetError, match="--dilation"):
+        choose_scale(sched([(0, "h0", "h1", 1e9)]), {"h0": 400e9}, [400e9], dilation=50)
