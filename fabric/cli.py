@@ -52,13 +52,17 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
 
 def _register() -> None:
     # Imported here so `fabric --help` stays fast and each group stays in its own module.
-    from fabric.commands import analyze, cpmt, doctor, run, topo, traffic
+    from fabric.commands import analyze, compare, cpmt, doctor, pcap, report, run, topo, traffic
 
     app.add_typer(topo.app, name="topo", help="Validate and inspect fabric designs.")
     app.add_typer(traffic.app, name="traffic", help="Inspect workload profiles and generate schedules.")
+    app.command("compare", help="Emulate several designs on one workload (same seed, same k); write a comparison "
+                           "report.")(compare.compare)
+    app.command("report", help="Build the comparison report from existing run directories.")(report.report)
     app.command("run", help="Emulate one design carrying one workload; write and analyse the run.")(run.run)
     app.command("analyze", help="Recompute a run directory's metrics.json and summarise it.")(analyze.analyze)
     app.command("cpmt", help="Token-throughput derating and cost per million tokens for a run.")(cpmt.cpmt)
+    app.command("pcap", help="Per-flow OWD, jitter, loss and reordering from a capture of probe packets.")(pcap.pcap)
     app.command("doctor", help="Check this machine can emulate fabrics; say what is missing.")(doctor.doctor)
 
 

@@ -1,0 +1,582 @@
+"""The comparison summary: run directories grouped by design → one stable dict (``summary.json``).
+
+This module owns what a comparison *says*: per design its runs and their status, the headline
+figures (mean over the repeats that finished), their spread (relative standard deviation across
+repeats), η, CPMT, the fidelity verdict; and across designs the break-even rule (ECONOMICS.md §1,
+via :func:`fabric.economics.compare_break_even`) and which differences exceed the spread.
+Every key is documented in ``docs/summary-json.md``; units are in the key names.
+
+Value conventions (the same as metrics.json): infinity is the string ``"inf"`` (e.g. a
+loss-aware OWD percentile that falls on a lost packet); a value that could not be computed is
+``null`` and, for headline figures, ``figures_na`` / ``classes_na`` say why.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fabric import __version__
+from fabric.analysis.run_metrics import SCALE_MEANING, analyze_run, to_jsonable
+from fabric.errors import FabricError
+
+FORMAT = "fabric-compare-summary"
+FORMAT_VERSION = 1
+
+# Traffic classes in the order reports show them (others follow alphabetically).
+CLASS_ORDER = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast", "permutation", "victim",
+               "background", "probe")
+RUN_STATUSES = ("ok", "failed", "interrupted", "not_run")
+
+# Design-level headline figures: key -> (label, unit shown in reports).
+FIGURES = {
+    "eta_combined": ("η combined", ""),
+    "eta_kv": ("η KV", ""),
+    "eta_moe": ("η MoE", ""),
+    "eta_tp": ("η TP", ""),
+    "cpmt_total_usd_per_mtok": ("CPMT total", "$/Mtok"),
+    "cpmt_output_usd_per_mtok": ("CPMT output", "$/Mtok"),
+    "cpmt_ideal_total_usd_per_mtok": ("CPMT total, ideal fabric", "$/Mtok"),
+    "cpmt_ideal_output_usd_per_mtok": ("CPMT output, ideal fabric", "$/Mtok"),
+    "served_total_tokens_per_s": ("tokens served", "tokens/s"),
+    "cost_per_hour_usd": ("cluster cost", "$/h"),
+    "network_usd_per_hour": ("network cost", "$/h"),
+    "network_share": ("network share of cost", "fraction"),
+    "loss_ratio": ("loss", "fraction"),
+    "core_imbalance_max_over_mean": ("spine/NCF imbalance", "max/mean"),
+}
+# Per-class headline figures.
+CLASS_FIGURES = {
+    "owd_p50_us": ("OWD p50", "µs"),
+    "owd_p99_us": ("OWD p99", "µs"),
+    "owd_p99_9_us": ("OWD p99.9", "µs"),
+    "owd_p99_minus_p50_us": ("OWD p99−p50", "µs"),
+    "mct_p50_ms": ("MCT p50", "ms"),
+    "mct_p99_ms": ("MCT p99", "ms"),
+    "mct_p99_9_ms": ("MCT p99.9", "ms"),
+    "slowdown_p50": ("slowdown p50", "×"),
+    "slowdown_p99": ("slowdown p99", "×"),
+    "group_completion_p99_ms": ("group completion p99", "ms"),
+    "loss_ratio": ("loss", "fraction"),
+    "packets_sent": ("packets sent", "packets"),
+    "messages": ("messages", "messages"),
+}
+PATTERN_OF_ETA = {"eta_kv": ("kv", "KV transfers (disaggregated prefill → decode)"),
+                  "eta_moe": ("moe", "MoE all-to-all (a2a_dispatch / a2a_combine)"),
+                  "eta_tp": ("tp", "tensor-parallel all-reduce")}
+VERDICT_RANK = {"trusted": 0, "degraded": 1, "untrusted": 2}
+SIGNIFICANCE_METHOD = (
+    "a difference between a design and the baseline is significant when |B − A| / |A| exceeds the "
+    "larger of the two designs' relative standard deviations across repeats; with fewer than two "
+    "finished repeats of either design the spread is unknown and significance is null")
+
+
+@dataclass
+class RunRecord:
+    """One run of one design: where it is, what happened, and (when ok) what it measured."""
+
+    design: str
+    repeat: int
+    run_dir: Path
+    status: str = "not_run"            # one of RUN_STATUSES
+    reason: str | None = None          # why it failed / was not run
+    run_json: dict | None = None
+    metrics: dict | None = None
+    cpmt: dict | None = None
+    cpmt_error: str | None = None
+    wall_time_s: float | None = None
+
+
+@dataclass
+class DesignRecord:
+    """One fabric design of a comparison and its runs (repeats)."""
+
+    name: str
+    kind: str | None = None
+    topology_path: str | None = None
+    topology_sha256: str | None = None
+    facts: dict | None = None
+    runs: list[RunRecord] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one run
+# --------------------------------------------------------------------------------------------
+
+def load_run(record: RunRecord, costs=None) -> RunRecord:
+    """Fill ``run_json``, ``metrics`` and ``cpmt`` of an ok run from its directory.
+
+    metrics.json is read when present, else recomputed in memory (the directory is not written);
+    a cost-model failure is kept as ``cpmt_error`` (the measured figures still count).
+    """
+    from fabric.economics import cpmt_for_run
+    from fabric.rundir import read_run_json
+    run_dir = Path(record.run_dir)
+    if record.run_json is None:
+        record.run_json = read_run_json(run_dir)
+    if record.metrics is None:
+        path = run_dir / "metrics.json"
+        if path.exists():
+            import json
+            record.metrics = json.loads(path.read_text())
+        else:
+            record.metrics = analyze_run(run_dir)
+    if record.cpmt is None and record.cpmt_error is None:
+        try:
+            record.cpmt = cpmt_for_run(run_dir, costs)
+        except FabricError as exc:
+            record.cpmt_error = str(exc)
+    if record.wall_time_s is None:
+        record.wall_time_s = record.run_json.get("wall_time_s")
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# Figures of one run
+# --------------------------------------------------------------------------------------------
+
+def _num(v):
+    """A figure as float, ``inf`` for "inf", None for null/NaN."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return math.inf if v == "inf" else (-math.inf if v == "-inf" else None)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def ordered_classes(names) -> list[str]:
+    names = set(names)
+    return [c for c in CLASS_ORDER if c in names] + sorted(names - set(CLASS_ORDER))
+
+
+def class_figures(metrics: dict) -> tuple[dict, dict]:
+    """Per traffic class: the headline figures of one run, and why any is null."""
+    out, na = {}, {}
+    groups = metrics.get("groups") or {}
+    for kind in ordered_classes((metrics.get("classes") or {}).keys()):
+        cm = metrics["classes"][kind]
+        owd, mct, sd = cm.get("owd_us") or {}, cm.get("mct_ms") or {}, cm.get("slowdown") or {}
+        p50, p99 = _num(owd.get("p50")), _num(owd.get("p99"))
+        f = {
+            "owd_p50_us": p50, "owd_p99_us": p99, "owd_p99_9_us": _num(owd.get("p99_9")),
+            "owd_p99_minus_p50_us": (p99 - p50) if p50 is not None and p99 is not None else None,
+            "mct_p50_ms": _num(mct.get("p50")), "mct_p99_ms": _num(mct.get("p99")),
+            "mct_p99_9_ms": _num(mct.get("p99_9")),
+            "slowdown_p50": _num(sd.get("p50")), "slowdown_p99": _num(sd.get("p99")),
+            "group_completion_p99_ms": _num(((groups.get(kind) or {}).get("completion_ms") or {}).get("p99")),
+            "loss_ratio": _num(cm.get("loss_ratio")),
+            "packets_sent": _num((cm.get("loss") or {}).get("sent")),
+            "messages": _num((cm.get("messages") or {}).get("count")),
+        }
+        why = {}
+        for key, value in f.items():
+            if value is None:
+                why[key] = "no samples in this class" if key != "group_completion_p99_ms" else "no groups"
+            elif value == math.inf and key.startswith("owd"):
+                why[key] = "infinite: lost packets count as infinitely late (RFC 7679) and loss exceeds the tail"
+        out[kind] = f
+        if why:
+            na[kind] = why
+    return out, na
+
+
+def run_figures(metrics: dict, cpmt: dict | None, cpmt_error: str | None) -> tuple[dict, dict]:
+    """Design-level headline figures of one run, and why any is null."""
+    classes = metrics.get("classes") or {}
+    sent = sum(int((c.get("loss") or {}).get("sent") or 0) for c in classes.values())
+    lost = sum(int((c.get("loss") or {}).get("lost") or 0) for c in classes.values())
+    f: dict[str, Any] = {k: None for k in FIGURES}
+    na: dict[str, str] = {}
+    f["loss_ratio"] = lost / sent if sent else None
+    if not sent:
+        na["loss_ratio"] = "no packets sent"
+    imb = _num((metrics.get("spine_imbalance") or {}).get("max_over_mean"))
+    f["core_imbalance_max_over_mean"] = imb
+    if imb is None:
+        na["core_imbalance_max_over_mean"] = "no fabric-link counters in links.parquet (or no traffic crossed a spine/NCF)"
+    if cpmt is None:
+        why = f"cost model failed: {cpmt_error}" if cpmt_error else "cost model not computed"
+        for k in FIGURES:
+            if k not in ("loss_ratio", "core_imbalance_max_over_mean"):
+                na[k] = why
+        return f, na
+    eta = cpmt["eta"]
+    f["eta_combined"] = _num(eta.get("combined"))
+    for key, (pat, label) in PATTERN_OF_ETA.items():
+        f[key] = _num(eta.get(pat))
+        if f[key] is None:
+            detail = cpmt.get("patterns", {}).get(pat)
+            note = detail.get("note") if isinstance(detail, dict) else None
+            na[key] = note or f"no {label} traffic in the workload (counts as 1 in η combined)"
+    f["cpmt_total_usd_per_mtok"] = _num(cpmt.get("cpmt_total_usd_per_mtok"))
+    f["cpmt_output_usd_per_mtok"] = _num(cpmt.get("cpmt_output_usd_per_mtok"))
+    f["cpmt_ideal_total_usd_per_mtok"] = _num((cpmt.get("cpmt_ideal") or {}).get("total_usd_per_mtok"))
+    f["cpmt_ideal_output_usd_per_mtok"] = _num((cpmt.get("cpmt_ideal") or {}).get("output_usd_per_mtok"))
+    f["served_total_tokens_per_s"] = _num((cpmt.get("tokens_per_s") or {}).get("served_total"))
+    f["cost_per_hour_usd"] = _num(cpmt.get("cost_per_hour_usd"))
+    f["network_usd_per_hour"] = _num((cpmt.get("cost") or {}).get("network_usd_per_hour"))
+    f["network_share"] = _num(cpmt.get("network_share"))
+    return f, na
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation over repeats
+# --------------------------------------------------------------------------------------------
+
+def aggregate(values: list) -> float | None:
+    """Mean over repeats: ``inf`` if any repeat is infinite, None if none has a value."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    if any(math.isinf(v) for v in vals):
+        return math.inf
+    return float(np.mean(vals))
+
+
+def relative_spread(values: list) -> float | None:
+    """Relative standard deviation (sample std ÷ |mean|) across repeats; None with < 2 finite values."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if len(vals) < 2 or len(vals) != len([v for v in values if v is not None]):
+        return None
+    mean = float(np.mean(vals))
+    std = float(np.std(vals, ddof=1))
+    if mean == 0:
+        return 0.0 if std == 0 else None
+    return std / abs(mean)
+
+
+def _worst_verdict(verdicts: list[str]) -> str | None:
+    known = [v for v in verdicts if v in VERDICT_RANK]
+    return max(known, key=VERDICT_RANK.get) if known else None
+
+
+def _design_status(runs: list[RunRecord]) -> str:
+    statuses = {r.status for r in runs}
+    if statuses == {"ok"}:
+        return "ok"
+    if "ok" in statuses:
+        return "partial"
+    if statuses <= {"not_run"}:
+        return "not_run"
+    if "interrupted" in statuses and "failed" not in statuses:
+        return "interrupted"
+    return "failed"
+
+
+def _aggregate_cpmt_for_break_even(ok: list[RunRecord]) -> dict | None:
+    """A cpmt_for_run-shaped dict averaged over repeats (what compare_break_even reads)."""
+    rs = [r.cpmt for r in ok if r.cpmt is not None]
+    if not rs:
+        return None
+    mean = lambda get: float(np.mean([get(r) for r in rs]))  # noqa: E731
+    return {"eta": {"combined": mean(lambda r: r["eta"]["combined"])},
+            "cost_per_hour_usd": mean(lambda r: r["cost_per_hour_usd"]),
+            "network_share": mean(lambda r: r["network_share"]),
+            "cost": {"network_usd_per_hour": mean(lambda r: r["cost"]["network_usd_per_hour"])},
+            "cpmt_total_usd_per_mtok": mean(lambda r: r["cpmt_total_usd_per_mtok"])}
+
+
+def _tripped(fid: dict) -> list[str]:
+    """Signals past their warning or fail threshold."""
+    return sorted(set(fid.get("failing") or []) | set(fid.get("warning") or []))
+
+
+def _run_entry(r: RunRecord) -> dict:
+    fid = (r.metrics or {}).get("fidelity") or {}
+    rj = r.run_json or {}
+    return {
+        "repeat": r.repeat, "run_dir": str(r.run_dir), "status": r.status, "reason": r.reason,
+        "wall_time_s": r.wall_time_s, "scale_k": rj.get("scale_k"), "dilation": rj.get("dilation"),
+        "seed": rj.get("seed"),
+        "hash_seed": rj.get("hash_seed"),
+        "fidelity_verdict": fid.get("verdict"), "fidelity_tripped": _tripped(fid),
+        "fidelity_failing": fid.get("failing") or [], "fidelity_warning": fid.get("warning") or [],
+        "fidelity_reasons": fid.get("reasons") or [],
+        "fidelity_levels": {name: sig.get("level") for name, sig in sorted((fid.get("signals") or {}).items())},
+        "fidelity_measures": {m: v for sig in (fid.get("signals") or {}).values()
+                              for m, v in sorted((sig.get("measures") or {}).items())},
+        "cpmt_error": r.cpmt_error,
+        "warnings": list((r.cpmt or {}).get("warnings") or []),
+    }
+
+
+def _design_entry(d: DesignRecord) -> dict:
+    ok = [r for r in d.runs if r.status == "ok" and r.metrics is not None]
+    per_run = [run_figures(r.metrics, r.cpmt, r.cpmt_error) for r in ok]
+    per_run_cls = [class_figures(r.metrics) for r in ok]
+    figures, spread, na = {}, {}, {}
+    status = _design_status(d.runs)
+    for key in FIGURES:
+        vals = [f[key] for f, _ in per_run]
+        figures[key] = aggregate(vals)
+        spread[key] = relative_spread(vals)
+        if figures[key] is None:
+            if not ok:
+                na[key] = {"failed": "the design's run failed", "not_run": "not run (comparison interrupted)",
+                           "interrupted": "run interrupted"}.get(status, "no finished run")
+            else:
+                na[key] = next((n[key] for _, n in per_run if key in n), "not computed")
+    classes, cspread, cna = {}, {}, {}
+    kinds = ordered_classes({k for c, _ in per_run_cls for k in c})
+    for kind in kinds:
+        classes[kind], cspread[kind] = {}, {}
+        for key in CLASS_FIGURES:
+            vals = [c.get(kind, {}).get(key) for c, _ in per_run_cls]
+            classes[kind][key] = aggregate(vals)
+            cspread[kind][key] = relative_spread(vals)
+            reasons = [n.get(kind, {}).get(key) for _, n in per_run_cls if n.get(kind, {}).get(key)]
+            if reasons and (classes[kind][key] is None or classes[kind][key] == math.inf):
+                cna.setdefault(kind, {})[key] = reasons[0]
+    verdicts = [((r.metrics or {}).get("fidelity") or {}).get("verdict") for r in ok]
+    first = ok[0] if ok else None
+    eta_src = first.cpmt["eta"] if first is not None and first.cpmt else {}
+    scale_k = sorted({(r.run_json or {}).get("scale_k") for r in ok} - {None})
+    return {
+        "name": d.name, "kind": d.kind, "topology_path": d.topology_path, "topology_sha256": d.topology_sha256,
+        "status": status,
+        "reason": next((r.reason for r in d.runs if r.status != "ok" and r.reason), None),
+        "repeats_ok": len(ok), "repeats_total": len(d.runs),
+        "scale_k": scale_k[0] if len(scale_k) == 1 else (scale_k or None),
+        "facts": _facts(d.facts),
+        "runs": [_run_entry(r) for r in d.runs],
+        "figures": figures, "figures_na": na, "spread_rsd": spread,
+        "classes": classes, "classes_na": cna, "classes_spread_rsd": cspread,
+        "eta": {"kv": figures["eta_kv"], "moe": figures["eta_moe"], "tp": figures["eta_tp"],
+                "combined": figures["eta_combined"],
+                "set_by": eta_src.get("set_by") if eta_src else None},
+        "cpmt": {"total_usd_per_mtok": figures["cpmt_total_usd_per_mtok"],
+                 "output_usd_per_mtok": figures["cpmt_output_usd_per_mtok"],
+                 "ideal_total_usd_per_mtok": figures["cpmt_ideal_total_usd_per_mtok"],
+                 "ideal_output_usd_per_mtok": figures["cpmt_ideal_output_usd_per_mtok"],
+                 "cost_per_hour_usd": figures["cost_per_hour_usd"],
+                 "network_usd_per_hour": figures["network_usd_per_hour"],
+                 "network_share": figures["network_share"],
+                 "network_capex_usd": (first.cpmt["cost"]["network_capex_usd"] if first and first.cpmt else None),
+                 "accelerators": (first.cpmt["cost"]["accelerators"] if first and first.cpmt else None),
+                 "error": next((r.cpmt_error for r in ok if r.cpmt_error), None)},
+        "fidelity": {"verdict": _worst_verdict(verdicts),
+                     "trusted": bool(verdicts) and all(v == "trusted" for v in verdicts),
+                     "per_run": [{"repeat": r.repeat, "verdict": v,
+                                  "tripped": _tripped((r.metrics or {}).get("fidelity") or {}),
+                                  "failing": ((r.metrics or {}).get("fidelity") or {}).get("failing") or [],
+                                  "warning": ((r.metrics or {}).get("fidelity") or {}).get("warning") or [],
+                                  "reasons": ((r.metrics or {}).get("fidelity") or {}).get("reasons") or []}
+                                 for r, v in zip(ok, verdicts)]},
+    }
+
+
+def _facts(facts: dict | None) -> dict | None:
+    if not facts:
+        return None
+    keep = ("hosts", "switches", "links", "host_link_rate_bps", "fabric_link_rate_bps", "oversubscription",
+            "bisection_bps", "ecmp_paths_between_edges", "load_balancing", "host_groups", "bom")
+    return {k: facts.get(k) for k in keep if k in facts}
+
+
+# --------------------------------------------------------------------------------------------
+# Across designs
+# --------------------------------------------------------------------------------------------
+
+def _significance(a: dict, b: dict) -> dict:
+    out = {}
+
+    def judge(va, vb, sa, sb, name):
+        entry = {"a": va, "b": vb, "relative_difference": None, "spread_rsd": None, "significant": None,
+                 "why": None}
+        if va is None or vb is None:
+            entry["why"] = "a value is missing"
+        elif math.isinf(va) or math.isinf(vb):
+            entry["why"] = "a value is infinite"
+        else:
+            rel = abs(vb - va) / abs(va) if va != 0 else (0.0 if vb == 0 else math.inf)
+            entry["relative_difference"] = rel
+            if sa is None or sb is None:
+                entry["why"] = "spread unknown: fewer than two finished repeats (use --repeat N)"
+            else:
+                entry["spread_rsd"] = max(sa, sb)
+                entry["significant"] = bool(rel > entry["spread_rsd"])
+                entry["why"] = ("difference exceeds the spread across repeats" if entry["significant"]
+                                else "difference is within the spread across repeats: not significant")
+        out[name] = entry
+
+    for key in FIGURES:
+        judge(a["figures"][key], b["figures"][key], a["spread_rsd"][key], b["spread_rsd"][key], key)
+    for kind in ordered_classes(set(a["classes"]) & set(b["classes"])):
+        for key in CLASS_FIGURES:
+            judge(a["classes"][kind][key], b["classes"][kind][key], a["classes_spread_rsd"][kind][key],
+                  b["classes_spread_rsd"][kind][key], f"{kind}.{key}")
+    return out
+
+
+def _headroom(p: float) -> str:
+    if p != p:
+        return "network headroom undefined"
+    if math.isinf(p):
+        return "B would win at any network price" if p > 0 else "B cannot win at any network price"
+    if p >= 0:
+        return f"B's network could be up to {p:.1%} dearer than A's and B would still win"
+    if p < -1:
+        return "B cannot win on network price: it would lose even with a free network"
+    return f"B would need a network at least {-p:.1%} cheaper than A's to win"
+
+
+def _break_even(a_name, a_cpmt, b_name, b_cpmt, sig_eta) -> dict:
+    from fabric.economics import break_even_ratio, compare_break_even
+    be = compare_break_even(a_cpmt, b_cpmt)
+    f, p = be["network_share_a"], be["network_premium_b"]
+    needed = break_even_ratio(f, p) if p == p else None  # p is NaN when A has no network cost
+    wins = be["b_wins"]
+    if p == p:
+        dearer = f"{abs(p):.1%} {'dearer' if p >= 0 else 'cheaper'}"
+        statement = (f"{b_name} vs {a_name}: {b_name}'s network is {dearer}, network share of {a_name}'s cost "
+                     f"f = {f:.1%}, so {b_name} beats {a_name} iff η_B/η_A > 1 + f·p = {needed:.4f}; measured "
+                     f"η_B/η_A = {be['eta_ratio']:.4f} → {b_name} {'WINS' if wins else 'does not win'} "
+                     f"(CPMT ratio B/A {be['cpmt_total_ratio']:.3f}; " + _headroom(be['max_network_premium_b']) + ")")
+    else:
+        statement = f"{b_name} vs {a_name}: network premium undefined ({a_name} has no network cost)"
+    if sig_eta is not None and sig_eta.get("significant") is False:
+        statement += "; the η difference is within the spread across repeats: not significant"
+    return {"a": a_name, "b": b_name, **be, "eta_ratio_needed": needed, "statement": statement,
+            "eta_difference_significant": None if sig_eta is None else sig_eta.get("significant")}
+
+
+def build_summary(designs: list[DesignRecord], *, workload: dict | None = None, scale: dict | None = None,
+                  repeats: int = 1, status: str = "complete", cost_inputs: list | None = None,
+                  cost_source: str | None = None, commands: dict | None = None, notes: list | None = None) -> dict:
+    """The summary dict of a comparison (see docs/summary-json.md), JSON-ready.
+
+    Parameters
+    ----------
+    designs : list of DesignRecord
+        In the order given; the first is the baseline of break-even and significance.
+    workload, scale, commands : dict
+        Facts the caller knows (compare) or recovered from run.json (report).
+    status : str
+        ``complete`` or ``interrupted`` (Ctrl-C: what finished is summarised, the rest is not_run).
+    """
+    entries = [_design_entry(d) for d in designs]
+    comparison: dict = {"baseline": entries[0]["name"] if entries else None, "break_even": [],
+                        "significance": {"method": SIGNIFICANCE_METHOD, "pairs": []},
+                        "lowest_cpmt_total": None, "not_trusted": []}
+    base, base_rec = (entries[0], designs[0]) if entries else (None, None)
+    for e, d in zip(entries[1:], designs[1:]):
+        if base["repeats_ok"] == 0 or e["repeats_ok"] == 0:
+            continue
+        sig = _significance(base, e)
+        comparison["significance"]["pairs"].append({"a": base["name"], "b": e["name"], "figures": sig})
+        a_c = _aggregate_cpmt_for_break_even([r for r in base_rec.runs if r.status == "ok"])
+        b_c = _aggregate_cpmt_for_break_even([r for r in d.runs if r.status == "ok"])
+        if a_c is not None and b_c is not None:
+            comparison["break_even"].append(_break_even(base["name"], a_c, e["name"], b_c, sig.get("eta_combined")))
+    priced = [e for e in entries if e["cpmt"]["total_usd_per_mtok"] is not None]
+    if priced:
+        comparison["lowest_cpmt_total"] = min(priced, key=lambda e: e["cpmt"]["total_usd_per_mtok"])["name"]
+    comparison["not_trusted"] = [{"design": e["name"], "verdict": e["fidelity"]["verdict"],
+                                  "tripped": sorted({s for r in e["fidelity"]["per_run"] for s in r["tripped"]})}
+                                 for e in entries if e["repeats_ok"] and not e["fidelity"]["trusted"]]
+    ks = sorted({e["scale_k"] for e in entries if isinstance(e["scale_k"], (int, float))})
+    scale = dict(scale or {})
+    scale.setdefault("k", ks[0] if len(ks) == 1 else None)
+    scale.setdefault("meaning", SCALE_MEANING)
+    if len(ks) > 1:
+        (notes := list(notes or [])).append(
+            f"designs were run at different scale factors k ({', '.join(f'{k:g}' for k in ks)}): per-packet "
+            f"serialization differs between them; compare with care")
+    return to_jsonable({
+        "format": FORMAT, "format_version": FORMAT_VERSION, "fabric_version": __version__,
+        "status": status, "repeats": repeats,
+        "workload": workload or {}, "scale": scale,
+        "designs": entries, "comparison": comparison,
+        "cost_inputs": {"source": cost_source, "inputs": cost_inputs or []},
+        "commands": commands or {}, "notes": list(notes or []),
+    })
+
+
+def workload_facts_from_runs(designs: list[DesignRecord]) -> dict:
+    """Workload facts for a report built from run directories: run.json + schedule + profile."""
+    runs = [r for d in designs for r in d.runs if r.run_json is not None]
+    if not runs:
+        return {}
+    first = runs[0]
+    w = dict(first.run_json.get("workload") or {})
+    out = {"path": w.get("path"), "seed": first.run_json.get("seed"), "messages": w.get("messages"),
+           "bytes": w.get("bytes")}
+    path = Path(w["path"]) if w.get("path") else None
+    if path is not None and path.exists():
+        try:
+            from fabric.workloads import load_workload
+            prof = load_workload(path)
+            out.update(name=prof.name, description=prof.description, model=prof.model.name if prof.model else None,
+                       duration_s=prof.duration_s, patterns=[{"name": p.name, "type": p.type} for p in prof.patterns])
+        except FabricError as exc:
+            out["profile_error"] = str(exc)
+    sched = Path(first.run_dir) / "schedule.parquet"
+    if sched.exists():
+        s = pd.read_parquet(sched, columns=["t_start_s", "kind", "bytes"])
+        out["per_kind"] = {str(k): {"messages": int(len(g)), "bytes": int(g["bytes"].sum())}
+                           for k, g in s.groupby("kind", sort=True)}
+        out["schedule_span_s"] = float(s["t_start_s"].max() - s["t_start_s"].min()) if len(s) else 0.0
+    paths = sorted({(r.run_json.get("workload") or {}).get("path") for r in runs} - {None})
+    seeds = sorted({r.run_json.get("seed") for r in runs} - {None})
+    if len(paths) > 1 or len(seeds) > 1:
+        out["mismatch"] = (f"the runs do not share one workload: profiles {paths}, seeds {seeds}; "
+                           f"the comparison is not like for like")
+    return out
+
+
+def merge_cost_inputs(designs: list[DesignRecord], costs=None) -> list[dict]:
+    """Cost-model inputs over every priced run: one row per input, or per distinct value when the
+    designs differ (their network parts do); ``designs`` names who used it ("all" when everyone)."""
+    seen: dict[str, dict] = {}
+    names = []
+    for d in designs:
+        for r in d.runs:
+            if r.status != "ok" or r.cpmt is None:
+                continue
+            names.append(d.name)
+            for item in r.cpmt.get("inputs") or []:
+                key = item["name"]
+                val = repr(item.get("value"))
+                seen.setdefault(key, {}).setdefault(val, {**item, "_designs": []})
+                if d.name not in seen[key][val]["_designs"]:
+                    seen[key][val]["_designs"].append(d.name)
+    everyone = sorted(set(names))
+    if not seen:
+        from fabric.economics import cost_inputs, load_costs
+        try:
+            return [{**i, "designs": "all"} for i in cost_inputs(load_costs(costs) if costs else None)]
+        except FabricError:
+            return []
+    out = []
+    for key in sorted(seen):
+        for item in seen[key].values():
+            who = item.pop("_designs")
+            item["designs"] = "all" if sorted(who) == everyone else ", ".join(who)
+            out.append(item)
+    return out
+
+
+def run_command(run_json: dict, run_dir: Path | str) -> str:
+    """The ``fabric run`` line that reproduces one run (same design, workload, seeds and k)."""
+    import shlex
+    topo = (run_json.get("topology") or {}).get("path") or "DESIGN.yaml"
+    traffic = (run_json.get("workload") or {}).get("path") or "WORKLOAD.yaml"
+    parts = ["fabric", "run", "--topo", str(topo), "--traffic", str(traffic), "--out", str(run_dir)]
+    if run_json.get("seed") is not None:
+        parts += ["--seed", str(run_json["seed"])]
+    if run_json.get("hash_seed") is not None:
+        parts += ["--hash-seed", str(run_json["hash_seed"])]
+    if run_json.get("scale_k") is not None:
+        parts += ["--scale", f"{float(run_json['scale_k']):g}"]
+    if run_json.get("dilation") is not None:
+        parts += ["--dilation", f"{float(run_json['dilation']):g}"]
+    return shlex.join(parts)
