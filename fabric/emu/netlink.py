@@ -22,6 +22,7 @@ NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 TCA_KIND, TCA_OPTIONS, TCA_STATS = 1, 2, 3
 TCA_HTB_PARMS, TCA_HTB_RATE64, TCA_HTB_CEIL64 = 1, 6, 7
+TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 4, 6
 TC_H_ROOT = 0xFFFFFFFF
 
 NLMSGHDR = struct.Struct("=IHHII")
@@ -33,6 +34,8 @@ TC_STATS = struct.Struct("=QIIIIIII")
 TC_RATESPEC = struct.Struct("=BBHhHI")
 # struct tc_htb_opt: rate, ceil (tc_ratespec each), buffer, cbuffer, quantum, level, prio
 TC_HTB_OPT_TAIL = struct.Struct("=IIIII")
+# struct tc_tbf_qopt: rate, peakrate (tc_ratespec each), limit, buffer, mtu
+TC_TBF_OPT_TAIL = struct.Struct("=III")
 
 
 def _align(n: int) -> int:
@@ -140,4 +143,34 @@ class TcNetlink:
                 err = struct.unpack_from("=i", data, NLMSGHDR.size)[0]
                 if err:
                     raise OSError(-err, f"HTB class change on ifindex {ifindex}: {os.strerror(-err)}")
+            return
+
+    def set_tbf_rate(self, ifindex: int, handle: int, parent: int, rate_bps: int, burst_bytes: int,
+                     limit_bytes: int) -> None:
+        """Change a TBF qdisc's rate, as ``tc qdisc change ... tbf rate R burst B limit L`` does.
+
+        The kernel refills the bucket on every change (tbf_change sets tokens = buffer).
+        """
+        rate_Bps = max(1, int(rate_bps // 8))
+        buffer_ticks = int(burst_bytes * 1e9 / rate_Bps / 64)
+        rate = TC_RATESPEC.pack(0, 1, 0, -1, 0, min(rate_Bps, 0xFFFFFFFF))
+        peak = TC_RATESPEC.pack(0, 0, 0, 0, 0, 0)
+        opt = rate + peak + TC_TBF_OPT_TAIL.pack(limit_bytes, min(buffer_ticks, 0xFFFFFFFF), 0)
+        options = _attr(TCA_TBF_PARMS, opt) + _attr(TCA_TBF_BURST, struct.pack("=I", burst_bytes))
+        if rate_Bps >= 0xFFFFFFFF:
+            options += _attr(TCA_TBF_RATE64, struct.pack("=Q", rate_Bps))
+        body = TCMSG.pack(0, ifindex, handle, parent, 0) + _attr(TCA_KIND, b"tbf\0") + _attr(TCA_OPTIONS, options)
+        self._ack(RTM_NEWQDISC, body, f"TBF change on ifindex {ifindex}")
+
+    def _ack(self, msg_type: int, body: bytes, what: str) -> None:
+        seq = self._request(msg_type, NLM_F_REQUEST | NLM_F_ACK, body)
+        while True:
+            data = self.sock.recv(65536)
+            _length, kind, _flags, mseq, _pid = NLMSGHDR.unpack_from(data, 0)
+            if mseq != seq:
+                continue
+            if kind == NLMSG_ERROR:
+                err = struct.unpack_from("=i", data, NLMSGHDR.size)[0]
+                if err:
+                    raise OSError(-err, f"{what}: {os.strerror(-err)}")
             return

@@ -29,6 +29,8 @@ from fabric.topology import hosts, routes, switches
 
 MTU = 9000
 MIN_BUFFER_PACKETS = 4
+VOQ_BUCKET_PACKETS = 2   # a VOQ's TBF bucket: two packets, refilled at every grant change
+VOQ_IFB_MTU = 4200
 BURST_TIME_S = 200e-6
 SPRAY_TABLE_BASE = 100
 NFT_TABLE = "fabric"
@@ -87,7 +89,7 @@ def shaped_buffer_bytes(buffer_bytes: float, k: float, payload_bytes: int) -> in
 
 
 def burst_bytes_for(rate_bps: float) -> int:
-    """HTB bucket of a host NIC: :data:`BURST_TIME_S` of its rate (at least 64 bytes).
+    """HTB bucket of a host link (either direction): :data:`BURST_TIME_S` of its rate (≥ 64 bytes).
 
     A NIC serializes every packet: a bucket of whole packets would let dozens of small packets (an
     all-to-all's messages) leave at once and skip their serialization. A bucket below one packet
@@ -98,7 +100,7 @@ def burst_bytes_for(rate_bps: float) -> int:
 
 
 def port_burst_bytes(payload_bytes: int) -> int:
-    """HTB bucket of a switch port: two full packets.
+    """HTB bucket of a fabric (switch-to-switch) port: two full packets.
 
     Emulated packets take k times longer to serialize than real ones; a port that paced each packet
     strictly would make a packet wait a whole (scaled) packet time behind another on a lightly loaded
@@ -162,7 +164,9 @@ def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAU
                 # port rate anywhere within it, so fabric links and egress ports hold one tick at
                 # their rate. A real DDC's credits are exact to microseconds and need no such slack.
                 limit = max(limit, int(rate * spec.scheduler.tick_ns / 8e9) + 2 * wire_packet_bytes(payload_bytes))
-            burst = burst_bytes_for(rate) if is_host_nic else port_burst_bytes(payload_bytes)
+            # Both directions of a host link stand for the host's NIC (it serializes what it sends
+            # and what it receives): pace every packet there; fabric links keep some slack.
+            burst = burst_bytes_for(rate) if data["kind"] == "host" else port_burst_bytes(payload_bytes)
             plan.tc.extend(htb_lines(ifname, rate, limit, payload_bytes, burst))
             shapes.append(LinkShape(data["link_id"], node, peer, ifname, data["kind"], rate, limit))
 
@@ -234,7 +238,11 @@ class VoqShape:
     capacity_bps: int     # the egress port's emulated rate: what all VOQs for dst may share
     initial_rate_bps: int
     buffer_bytes: int     # emulated VOQ depth
-    credit_bytes: int     # one tick of credit at the initial grant (HTB burst)
+
+    @property
+    def leaf_handle(self) -> int:
+        """tc handle of the VOQ's TBF (major = minor of its class × 16, e.g. class 1:a -> a0:)."""
+        return ((self.classid & 0xFFFF) * 16) << 16
 
 
 def ifb_name(ncp: str) -> str:
@@ -248,7 +256,6 @@ def voq_layout(g: nx.MultiGraph, k: float, payload_bytes: int = DEFAULT_PAYLOAD_
     Initial grants split each port's capacity (× grant fraction) evenly over the NCPs, so the
     fabric starts out never oversubscribed, before the scheduler's first tick.
     """
-    packet = wire_packet_bytes(payload_bytes)
     spec: FabricSpec = g.graph["spec"]
     ncps = [n for n in switches(g) if g.nodes[n]["tier"] == "edge"]
     out = []
@@ -257,8 +264,7 @@ def voq_layout(g: nx.MultiGraph, k: float, payload_bytes: int = DEFAULT_PAYLOAD_
             capacity = int(round(g.nodes[h]["nic_rate_bps"] / (k * dilation)))
             granted = int(capacity * spec.scheduler.grant_fraction / len(ncps))
             out.append(VoqShape(ncp, ifb_name(ncp), (1 << 16) | (i + 1), h, g.nodes[h]["address"], capacity,
-                                granted, shaped_buffer_bytes(spec.voq_depth_bytes, k, payload_bytes),
-                                max(packet, int(granted * spec.scheduler.tick_ns / 8e9))))
+                                granted, shaped_buffer_bytes(spec.voq_depth_bytes, k, payload_bytes)))
     return out
 
 
@@ -269,15 +275,20 @@ def _voq_commands(g: nx.MultiGraph, voqs: list[VoqShape], payload_bytes: int):
     packet = wire_packet_bytes(payload_bytes)
     for ncp, items in by_ncp.items():
         ifb = items[0].ifb
-        ip_lines = [f"link add {ifb} type ifb", f"link set dev {ifb} mtu {MTU} up"]
+        # The IFB's MTU only sets TBF's burst floor: our packets are 4 KB on the wire.
+        ip_lines = [f"link add {ifb} type ifb", f"link set dev {ifb} mtu {VOQ_IFB_MTU} up"]
         tc = [f"qdisc replace dev {ifb} root handle 1: htb"]
         for v in items:
             minor = f"{v.classid & 0xFFFF:x}"
-            # Credit for one tick (burst), spent at no more than the port rate (ceil).
+            # The HTB class only sorts packets into their VOQ and round-robins between VOQs; the
+            # grant is the TBF below it. A TBF refills its bucket whenever its rate is changed, so a
+            # VOQ whose grant was tiny a tick ago owes nothing (an HTB class would carry a token
+            # debt of one packet at the old rate — seconds at a tiny grant).
             tc += [
-                f"class add dev {ifb} parent 1: classid 1:{minor} htb rate {v.initial_rate_bps}bit "
-                f"ceil {v.capacity_bps}bit burst {v.credit_bytes} cburst {packet} quantum {packet}",
-                f"qdisc add dev {ifb} parent 1:{minor} handle {v.classid & 0xFFFF:x}0: bfifo limit {v.buffer_bytes}",
+                f"class add dev {ifb} parent 1: classid 1:{minor} htb rate {v.capacity_bps * 16}bit "
+                f"ceil {v.capacity_bps * 16}bit quantum {packet}",
+                f"qdisc add dev {ifb} parent 1:{minor} handle {v.leaf_handle >> 16:x}: tbf rate {v.initial_rate_bps}bit "
+                f"burst {VOQ_BUCKET_PACKETS * packet} limit {v.buffer_bytes}",
                 f"filter add dev {ifb} parent 1: protocol ip prio 1 u32 match ip dst {v.dst_address}/32 flowid 1:{minor}",
             ]
         # Every host port of the NCP sends what it receives into the VOQs first.

@@ -27,7 +27,7 @@ from fabric import __version__
 from fabric.emu.agents import MessagePlan, run_receiver, run_sender
 from fabric.emu.counters import run_sampler
 from fabric.emu.network import EmulatedFabric
-from fabric.emu.plan import build_plan, voq_layout, wire_packet_bytes
+from fabric.emu.plan import VOQ_BUCKET_PACKETS, build_plan, voq_layout, wire_packet_bytes
 from fabric.emu.scheduler import run_scheduler
 from fabric.emu.scale import DEFAULT_BUDGET_PPS, ScaleChoice, choose_scale
 from fabric.errors import EmulationError, SpecError
@@ -220,7 +220,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
                        if sched.policy == "weighted" else {})
             agents.append(ctx.Process(target=run_scheduler, name="fabric-scheduler", args=(
                 voqs, {n: fabric.pids[n] for n in ncp_group}, sched.tick_ns, sched.grant_fraction, weights,
-                packet_wire, packet_wire, str(work / "scheduler.parquet"), stop_r, ready_w)))
+                VOQ_BUCKET_PACKETS * packet_wire, packet_wire, str(work / "scheduler.parquet"), stop_r, ready_w)))
         for proc in agents:
             proc.start()
             children.append(proc)

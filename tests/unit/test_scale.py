@@ -64,3 +64,21 @@ def test_impossible_loads_are_refused_with_the_reason():
         choose_scale(sched([(0, "h0", "h1", 1e9)]), {"h0": 400e9}, [400e9], k=5)
     with pytest.raises(BudgetError, match="--dilation"):
         choose_scale(sched([(0, "h0", "h1", 1e9)]), {"h0": 400e9}, [400e9], dilation=50)
+
+
+def test_credit_grants_are_max_min_fair_and_never_exceed_the_port():
+    import doctest
+
+    import fabric.emu.scheduler as scheduler
+    from fabric.emu.scheduler import compute_grants
+
+    assert doctest.testmod(scheduler).failed == 0
+    # A heavy VOQ and two light ones: the light ones get what they ask (x1.5), the heavy one the rest.
+    g = compute_grants(1000, {"a": 2000, "b": 10, "c": 20, "d": None}, {}, 0.98)
+    assert g["b"] == 15 and g["c"] == 30 and g["d"] == int(980 * 0.05)
+    assert sum(g.values()) <= 980
+    assert g["a"] == max(g.values())
+    # Two heavy VOQs split evenly; weights tilt the split.
+    assert compute_grants(1000, {"a": 5000, "b": 5000}, {}, 1.0) == {"a": 500, "b": 500}
+    w = compute_grants(1000, {"a": 5000, "b": 5000}, {"a": 3.0}, 1.0)
+    assert w == {"a": 750, "b": 250}
