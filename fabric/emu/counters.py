@@ -18,6 +18,7 @@ import time
 
 import pandas as pd
 
+from fabric.emu.agents import SAMPLER_NICE
 from fabric.emu.netns import enter_netns_of
 
 TC_H_ROOT = 0xFFFFFFFF
@@ -53,6 +54,10 @@ def run_sampler(targets: list[dict], interval_s: float, links_out: str, cpu_out:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, SAMPLER_NICE)
+    except OSError:
+        pass
     by_pid: dict[int, list[dict]] = {}
     for t in targets:
         by_pid.setdefault(t["pid"], []).append(t)

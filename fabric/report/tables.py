@@ -221,7 +221,7 @@ def break_even_lines(summary: dict) -> list[str]:
 
 
 FIDELITY_MEASURES = ["noise_floor_p99_us", "cpu_some_avg10_max_pct", "cpu_some_stall_fraction",
-                     "sender_late_p99_us", "sender_late_p99_rel", "link_rate_error", "host_side_loss_ratio",
+                     "sender_late_p95_us", "sender_late_p95_rel", "link_rate_error", "host_side_loss_ratio",
                      "scheduler_late_p99_rel"]
 
 

@@ -57,7 +57,8 @@ def test_every_shipped_profile_runs_on_the_leaf_spine_design(tmp_path, profile):
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classes"], "no traffic class was measured"
-    assert metrics["fidelity"]["verdict"] in ("trusted", "degraded", "untrusted")
+    # A normal run of a shipped profile keeps the emulator's invariants (METRICS.md, Fidelity).
+    assert metrics["fidelity"]["verdict"] == "trusted", metrics["fidelity"]["reasons"]
 
 
 def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):

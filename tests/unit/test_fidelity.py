@@ -12,8 +12,8 @@ CLEAN = {
     "noise_floor_p99_us": 15.0,
     "cpu_some_avg10_max_pct": 3.0,
     "cpu_some_stall_fraction": 0.01,
-    "sender_late_p99_us": 40.0,
-    "sender_late_p99_rel": 0.02,
+    "sender_late_p95_us": 40.0,
+    "sender_late_p95_rel": 0.02,
     "link_rate_error": 0.01,
     "host_side_loss_ratio": 0.0,
     "scheduler_late_p99_rel": 0.05,
@@ -53,12 +53,12 @@ def test_thresholds_are_strict_greater_than():
 
 def test_sender_lateness_needs_both_measures_to_trip():
     # 6 ms late is huge in absolute terms but only 1% of a long message: not a problem
-    assert F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 6000.0, "sender_late_p99_rel": 0.01})["verdict"] == "trusted"
+    assert F.fidelity_verdict({**CLEAN, "sender_late_p95_us": 6000.0, "sender_late_p95_rel": 0.01})["verdict"] == "trusted"
     # both past fail (5 ms, 2.0)
-    v = F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 6000.0, "sender_late_p99_rel": 2.5})
+    v = F.fidelity_verdict({**CLEAN, "sender_late_p95_us": 6000.0, "sender_late_p95_rel": 2.5})
     assert v["failing"] == ["sender_lateness"]
     # abs past fail, rel past warn (0.5) only -> warning
-    v = F.fidelity_verdict({**CLEAN, "sender_late_p99_us": 6000.0, "sender_late_p99_rel": 0.8})
+    v = F.fidelity_verdict({**CLEAN, "sender_late_p95_us": 6000.0, "sender_late_p95_rel": 0.8})
     assert v["warning"] == ["sender_lateness"] and v["verdict"] == "degraded"
 
 
@@ -106,10 +106,10 @@ def test_signals_from_frames():
     assert s["noise_floor_p99_us"] == 9.0
     assert s["cpu_some_avg10_max_pct"] == 4.0
     assert s["cpu_some_stall_fraction"] == pytest.approx(0.2)   # 2 s stalled in 10 s: past warn 0.15
-    assert s["sender_late_p99_us"] == 20.0
+    assert s["sender_late_p95_us"] == 20.0
     # ideal = 1 MB at 8 Mbit/s = 1 s (+ 7 µs idle path): relative lateness ~2e-5
     # h2 has no host-link row, so only h0 (10 us late) has an ideal MCT to compare with
-    assert s["sender_late_p99_rel"] == pytest.approx(10_000 / (1e9 + 7000))
+    assert s["sender_late_p95_rel"] == pytest.approx(10_000 / (1e9 + 7000))
     assert s["link_rate_error"] == pytest.approx(0.5)
     assert s["detail"]["link_accuracy"]["worst_link"] == "leaf0-spine0:leaf0->spine0"
     assert s["detail"]["link_accuracy"]["busy_links"] == 2
@@ -145,7 +145,7 @@ def test_lateness_ignores_messages_queued_behind_the_same_host():
                          "t_sched_ns": [T, T + 100_000, T], "t_tx_first_ns": [T + 10_000, T + 1_000_000, T + 30_000],
                          "t_tx_last_ns": [T + 1_000_000, T + 2_000_000, T + 1_000_000]})
     s = F.fidelity_signals(_frames(messages=msgs))
-    assert s["sender_late_p99_us"] == 30.0
+    assert s["sender_late_p95_us"] == 30.0
 
 
 def test_sender_that_cannot_keep_its_nic_busy_is_flagged():
