@@ -13,7 +13,7 @@ import typer
 from fabric.analysis.run_metrics import write_metrics
 
 
-def _num(v, fmt: str = "{:.1f}") -> str:
+def format_number(v, fmt: str = "{:.1f}") -> str:
     if v is None:
         return "-"
     if v == "inf":
@@ -36,13 +36,13 @@ def print_summary(metrics: dict) -> None:
         p50, p99 = o.get("p50"), o.get("p99")
         spread = "inf" if "inf" in (p50, p99) else (None if p50 is None or p99 is None else float(p99) - float(p50))
         loss = c.get("loss_ratio")
-        typer.echo(f"{name:<14}{o.get('n', 0):>10}{_num(p50):>12}{_num(p99):>10}{_num(o.get('p99_9')):>10}"
-                   f"{_num(spread):>10}{_num(None if loss is None else loss * 100, '{:.3f}%'):>9}"
-                   f"{_num((c.get('mct_ms') or {}).get('p99'), '{:.3f}'):>12}"
+        typer.echo(f"{name:<14}{o.get('n', 0):>10}{format_number(p50):>12}{format_number(p99):>10}{format_number(o.get('p99_9')):>10}"
+                   f"{format_number(spread):>10}{format_number(None if loss is None else loss * 100, '{:.3f}%'):>9}"
+                   f"{format_number((c.get('mct_ms') or {}).get('p99'), '{:.3f}'):>12}"
                    f"{(c.get('messages') or {}).get('recovered', 0):>10}")
     si = metrics.get("spine_imbalance") or {}
     if si.get("cores"):
-        typer.echo(f"core load imbalance (max/mean over {si['cores']} spines/NCFs): {_num(si.get('max_over_mean'), '{:.3f}')}")
+        typer.echo(f"core load imbalance (max/mean over {si['cores']} spines/NCFs): {format_number(si.get('max_over_mean'), '{:.3f}')}")
     fid = metrics.get("fidelity") or {}
     verdict = fid.get("verdict", "?")
     flagged = fid.get("failing", []) + fid.get("warning", [])

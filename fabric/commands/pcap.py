@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from fabric.commands.analyze import format_number
 from fabric.analysis.pcap import analyze_capture, dumps, find_run_dir
 from fabric.units import UnitError, parse_duration_ns
 
@@ -19,14 +20,6 @@ from fabric.units import UnitError, parse_duration_ns
 class Engine(str, Enum):
     auto = "auto"
     scapy = "scapy"
-
-
-def _num(v, fmt: str = "{:.1f}") -> str:
-    if v is None:
-        return "-"
-    if v == "inf":
-        return "inf"
-    return fmt.format(float(v))
 
 
 def print_table(result: dict) -> None:
@@ -54,10 +47,10 @@ def print_table(result: dict) -> None:
     for name, f in flows.items():
         o, loss = f.get("owd_us", {}), f.get("loss", {})
         ratio = f.get("loss_ratio")
-        typer.echo(f"{name:<34}{f['packets']:>9}{_num(o.get('p50')):>12}{_num(o.get('p99')):>10}"
-                   f"{_num(o.get('p99_9')):>10}{_num((f.get('pdv_us') or {}).get('p99_minus_min')):>9}"
-                   f"{_num((f.get('ipdv_us') or {}).get('abs_p99')):>11}{_num(f.get('rfc3550_j_us')):>11}"
-                   f"{_num(None if ratio is None else ratio * 100, '{:.3f}%'):>9}"
+        typer.echo(f"{name:<34}{f['packets']:>9}{format_number(o.get('p50')):>12}{format_number(o.get('p99')):>10}"
+                   f"{format_number(o.get('p99_9')):>10}{format_number((f.get('pdv_us') or {}).get('p99_minus_min')):>9}"
+                   f"{format_number((f.get('ipdv_us') or {}).get('abs_p99')):>11}{format_number(f.get('rfc3550_j_us')):>11}"
+                   f"{format_number(None if ratio is None else ratio * 100, '{:.3f}%'):>9}"
                    f"{(f.get('reorder') or {}).get('n_reordered', 0):>7}{loss.get('duplicates', 0):>6}")
     typer.echo("OWD percentiles count lost packets as infinitely late (RFC 7679); J is RFC 3550's smoothed "
                "jitter, a compatibility figure (hides tails)")

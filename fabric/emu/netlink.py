@@ -1,7 +1,7 @@
 """A minimal rtnetlink client for the two things the run does many times a second.
 
 * dumping qdisc / class statistics (bytes, packets, drops, backlog) of one namespace;
-* changing an HTB class's rate (the credit scheduler's grants).
+* changing a TBF qdisc's rate (the credit scheduler's grants).
 
 pyroute2 parses every attribute of every message into Python objects: ~1.5 ms per namespace
 dump here, 36 ms of CPU per sample of a 24-namespace fabric — a CPU the emulated packets need.
@@ -21,7 +21,6 @@ RTM_NEWTCLASS, RTM_GETTCLASS = 40, 42
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 TCA_KIND, TCA_OPTIONS, TCA_STATS = 1, 2, 3
-TCA_HTB_PARMS, TCA_HTB_RATE64, TCA_HTB_CEIL64 = 1, 6, 7
 TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 4, 6
 TC_H_ROOT = 0xFFFFFFFF
 
@@ -32,8 +31,6 @@ RTATTR = struct.Struct("=HH")
 TC_STATS = struct.Struct("=QIIIIIII")
 # struct tc_ratespec: cell_log, linklayer, overhead, cell_align, mpu, rate
 TC_RATESPEC = struct.Struct("=BBHhHI")
-# struct tc_htb_opt: rate, ceil (tc_ratespec each), buffer, cbuffer, quantum, level, prio
-TC_HTB_OPT_TAIL = struct.Struct("=IIIII")
 # struct tc_tbf_qopt: rate, peakrate (tc_ratespec each), limit, buffer, mtu
 TC_TBF_OPT_TAIL = struct.Struct("=III")
 
@@ -113,37 +110,6 @@ class TcNetlink:
                     stats = TC_STATS.unpack_from(data, off)
             out.append((index, handle, parent, kind, stats))
         return out
-
-    def set_htb_rate(self, ifindex: int, classid: int, parent: int, rate_bps: int, burst_bytes: int,
-                     quantum: int, ceil_bps: int | None = None, cburst_bytes: int | None = None) -> None:
-        """Change an HTB class's rate/burst and ceil/cburst, as ``tc class change`` does.
-
-        The kernel takes rates in bytes/s and bursts as the time to send them at the rate, in
-        psched ticks (64 ns: /proc/net/psched reads 1000/64 here).
-        """
-        ceil_bps = rate_bps if ceil_bps is None else ceil_bps
-        cburst_bytes = burst_bytes if cburst_bytes is None else cburst_bytes
-        rate_Bps, ceil_Bps = max(1, int(rate_bps // 8)), max(1, int(ceil_bps // 8))
-        buffer_ticks = int(burst_bytes * 1e9 / rate_Bps / 64)
-        cbuffer_ticks = int(cburst_bytes * 1e9 / ceil_Bps / 64)
-        rate = TC_RATESPEC.pack(0, 1, 0, -1, 0, min(rate_Bps, 0xFFFFFFFF))
-        ceil = TC_RATESPEC.pack(0, 1, 0, -1, 0, min(ceil_Bps, 0xFFFFFFFF))
-        opt = rate + ceil + TC_HTB_OPT_TAIL.pack(buffer_ticks, cbuffer_ticks, quantum, 0, 0)
-        options = _attr(TCA_HTB_PARMS, opt)
-        if max(rate_Bps, ceil_Bps) >= 0xFFFFFFFF:
-            options += _attr(TCA_HTB_RATE64, struct.pack("=Q", rate_Bps)) + _attr(TCA_HTB_CEIL64, struct.pack("=Q", ceil_Bps))
-        body = TCMSG.pack(0, ifindex, classid, parent, 0) + _attr(TCA_KIND, b"htb\0") + _attr(TCA_OPTIONS, options)
-        seq = self._request(RTM_NEWTCLASS, NLM_F_REQUEST | NLM_F_ACK, body)
-        while True:
-            data = self.sock.recv(65536)
-            length, kind, _flags, mseq, _pid = NLMSGHDR.unpack_from(data, 0)
-            if mseq != seq:
-                continue
-            if kind == NLMSG_ERROR:
-                err = struct.unpack_from("=i", data, NLMSGHDR.size)[0]
-                if err:
-                    raise OSError(-err, f"HTB class change on ifindex {ifindex}: {os.strerror(-err)}")
-            return
 
     def set_tbf_rate(self, ifindex: int, handle: int, parent: int, rate_bps: int, burst_bytes: int,
                      limit_bytes: int) -> None:
