@@ -6,6 +6,19 @@ Times are absolute CLOCK_REALTIME nanoseconds (all namespaces share one kernel c
 ``packets``/``links`` are *emulated* (scaled by 1/k); multiply by ``run.json["scale_k"]`` for
 real-world bytes. Times need no rescaling: rates and sizes are divided by the same ``k``.
 
+With a time dilation ``D = run.json["dilation"] > 1`` the fabric ran D times slower (rates ÷ k·D,
+schedule × D); packets, noise, messages and links are written in *virtual* (undilated) time —
+wall time since t0 divided by D — so every reader sees an undilated run. ``links.rate_bps`` is the
+shaper's rate in that virtual time (real ÷ k), consistent with ``tx_bytes``. cpu and scheduler
+samples stay in wall time: they describe the machine.
+
+run.json keys read downstream: ``scale_k``, ``dilation``, ``scale`` (how k and D were chosen),
+``seed``, ``hash_seed``, ``t0_ns``, ``tmax_ns`` (loss threshold, virtual), ``payload_bytes``,
+``topology`` (path, sha256, spec, facts), ``workload`` (name, model, patterns with
+``layers_emulated``, path), ``host_side_drops``, ``sender_refused``, ``scheduler`` (tick_ns,
+tick interval p50/p99, tick_late_p99_ns; scheduled fabrics only), ``links_shaped``, ``commands``
+(every sysctl/ip/tc/nft command per namespace), ``tools``, ``wall_time_s``.
+
 Files
 -----
 run.json            specs, seed, scale_k, t0_ns, tmax_ns, payload_bytes, kernel and tool versions,
