@@ -20,7 +20,6 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time

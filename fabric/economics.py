@@ -587,7 +587,6 @@ def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | No
             t0_ns = int(frame["t_sched_ns"].min()) if len(frame) else 0
         frame["t_start_s"] = (frame["t_sched_ns"] - t0_ns) / 1e9
     frame = frame.reset_index(drop=True)
-    missing = frame["packets"].isna()
     frame["packets"] = frame["packets"].fillna(1).astype("int64")
     frame["bytes_emulated"] = frame["bytes_emulated"].fillna(frame["bytes"]).astype("int64")
     frame["packets_received"] = frame["packets_received"].fillna(0).astype("int64")

@@ -7,7 +7,6 @@ veths, qdiscs, nft tables, agent processes — is removed on success, on error a
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import platform
@@ -59,10 +58,6 @@ class RunOptions:
     sample_interval_s: float = 0.1
     name: str | None = None
     extra: dict = field(default_factory=dict)  # workload facts etc., copied into run.json
-
-
-class _Terminated(Exception):
-    pass
 
 
 def _on_sigterm(signum, frame):

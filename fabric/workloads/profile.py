@@ -36,7 +36,7 @@ Selector (a mapping, or the string ``all``)::
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
