@@ -37,6 +37,8 @@ from fabric.emu.plan import VoqShape
 IDLE_SHARE = 0.05  # of a port's grant, split over its idle VOQs
 HOLD_TICKS = 4     # a VOQ is still requesting this many ticks after it last carried traffic
 DEMAND_HEADROOM = 1.5  # a VOQ is granted up to this multiple of its measured demand
+GRANT_HYSTERESIS = 0.02  # of the port's capacity
+MIN_GRANT_BPS = 8_000
 
 
 def compute_grants(capacity_bps: float, demands_bps: dict[str, float | None], weights: dict[str, float],
@@ -144,12 +146,18 @@ def run_scheduler(voqs: list[VoqShape], ncp_pids: dict[str, int], tick_ns: int, 
         for dst, items in by_dst.items():
             grants = compute_grants(items[0].capacity_bps, {v.ncp: demand[(v.ncp, dst)] for v in items},
                                     weights, grant_fraction)
-            for v in items:
-                rate = max(grants[v.ncp], 8_000)
-                if rate != current[(v.ncp, dst)]:
+            # Decreases first, so the port is never oversubscribed even between two changes; every
+            # decrease is applied (the sum must stay within the grant), an increase only when it is
+            # worth a refilled bucket and a syscall (more than 2% of the port).
+            for v in sorted(items, key=lambda v: grants[v.ncp] - current[(v.ncp, dst)]):
+                key = (v.ncp, dst)
+                rate = max(grants[v.ncp], MIN_GRANT_BPS)
+                change = rate - current[key]
+                if change < 0 or change > GRANT_HYSTERESIS * v.capacity_bps:
                     links[v.ncp].set_tbf_rate(ifindex[v.ncp], v.leaf_handle, v.classid, rate, burst_bytes,
                                               v.buffer_bytes)
-                    current[(v.ncp, dst)] = rate
+                    current[key] = rate
+            for v in items:
                 rows.append((now, interval, v.ncp, dst, backlog[(v.ncp, dst)], current[(v.ncp, dst)]))
         wait_ms = max(0.0, (next_tick - time.monotonic_ns()) / 1e6)
         next_tick += tick_ns

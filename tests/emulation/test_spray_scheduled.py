@@ -11,7 +11,10 @@ from fabric.specs import parse_fabric_spec
 from tests.emulation.conftest import messages, small_spec
 
 K = 1000.0
-NOISE_TOLERANCE_US = 50.0
+# Slack for the emulator's own software path on a busy machine (its noise floor p99 is 20-90 µs):
+# well under one packet time at this scale (330 µs), and an order of magnitude below what a victim
+# sharing a congested ECMP path suffers.
+NOISE_TOLERANCE_US = 150.0
 
 
 def scheduled_spec(**overrides):
@@ -84,7 +87,7 @@ def test_scheduled_fabric_absorbs_incast_in_voqs_and_isolates_the_victim(emulate
     fabric_up = last[(last.kind == "fabric") & last.node.str.startswith("ncp")].groupby("peer").tx_bytes.sum()
     assert np.all(np.abs(fabric_up / fabric_up.mean() - 1) < 0.05), fabric_up.to_dict()
     # The victim to another port on the congested NCP keeps its idle delay: within 2x, plus the
-    # emulator's own software noise (p99 of tens of µs, which the busy NCP namespace adds).
+    # emulator's own software noise, which the busy NCP namespace adds.
     during_p99 = _victim_p99_us(packets, msgs, (0.25, 1.0))
     assert during_p99 <= 2 * idle_p99 + NOISE_TOLERANCE_US, \
         f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
