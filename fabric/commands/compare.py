@@ -255,7 +255,7 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
                 except KeyboardInterrupt:
                     rec.status = "interrupted"
                     rec.reason = ("interrupted (Ctrl-C) during this run; its namespaces and processes were removed "
-                                  "and its directory is incomplete")
+                                  "and its incomplete directory removed")
                     interrupted = True
                 except FabricError as exc:
                     rec.status, rec.reason = "failed", str(exc)
@@ -264,7 +264,7 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
                 if _signalled["interrupt"] and rec.status != "ok":
                     rec.status = "interrupted"
                     rec.reason = ("interrupted (Ctrl-C) during this run; its namespaces and processes were removed "
-                                  "and its directory is incomplete")
+                                  "and its incomplete directory removed")
                     interrupted = True
                 rec.wall_time_s = round(time.time() - t_run, 3)
                 progress.update(overall, advance=1)

@@ -7,7 +7,7 @@ Configuration commands come from :mod:`fabric.emu.plan` and run inside each name
 command stops the build with an :class:`~fabric.errors.EmulationError` naming node and command.
 
 Teardown kills only the shells this object started (their namespaces, and with them every veth,
-qdisc, route and nft table of the run, vanish with them). Never ``mn -c``.
+qdisc, route and nft table of the run, vanish with them). Never Mininet's machine-wide cleanup.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,6 +136,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise SpecError(str(out_dir), "--out", "directory exists and is not empty; choose a new one or remove it")
+    created_out = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ".work"
     work.mkdir()
@@ -155,6 +157,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     children: list[multiprocessing.Process] = []
     captures: list[subprocess.Popen] = []
     fabric = EmulatedFabric(g, plans, work)
+    failed = False
     try:
         total_nodes = g.number_of_nodes() * 2
         done = [0]
@@ -257,6 +260,9 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
             if proc.exitcode != 0:
                 raise EmulationError(f"{proc.name} failed (exit code {proc.exitcode})")
         report("collect", 0.5)
+    except BaseException:
+        failed = True
+        raise
     finally:
         for cap in captures:
             if cap.poll() is None:
@@ -271,6 +277,11 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
                 proc.join(5)
         fabric.teardown()
         signal.signal(signal.SIGTERM, old_sigterm)
+        if failed:
+            # A run that did not finish leaves no half-written run directory behind.
+            shutil.rmtree(work, ignore_errors=True)
+            if created_out and out_dir.exists() and not any(out_dir.iterdir()):
+                out_dir.rmdir()
 
     _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, plan, load_emulated,
                    commands, shapes, pids_gone=list(fabric.pids.values()), started=started, t0_ns=t0_ns)
