@@ -4,11 +4,13 @@ Each agent enters every host namespace once (``setns``) to open that host's sock
 stays bound to the namespace it was created in, so one process serves all hosts through epoll.
 
 Sender: one raw UDP socket per host (we write the UDP header ourselves, so every message gets its
-own source port, as RoCE gives every queue pair its own — that is what ECMP hashes on). Sockets
-are non-blocking with a small send buffer: a full buffer (EAGAIN) means the host's shaped NIC
-queue is busy, so the host link itself paces the sender (NIC-like backpressure, no host loss).
-Concurrent messages of one host share its NIC packet by packet, round-robin. Each packet's
-``tx_ns`` is stamped just before ``sendto()``.
+own source port, as RoCE gives every queue pair its own — that is what ECMP hashes on). Socket
+buffers do not pace a sender on this kernel (the packet leaves the socket's accounting before the
+host's shaped queue drains), so each sender keeps only a few packets queued in its host's NIC,
+tracking the queue with the link's configured rate; the shaped host link does the exact pacing.
+Concurrent messages of one host share its NIC packet by packet, round-robin, and hosts take turns
+packet by packet too. Each packet gets a user-space stamp just before ``sendto()`` (lateness) and
+the kernel's TX timestamp as it leaves the host NIC (the start of its one-way delay).
 
 Receiver: one UDP socket per host with ``SO_TIMESTAMPNS`` (kernel receive time, CLOCK_REALTIME)
 and ``IP_RECVTOS`` (the DSCP the core switch wrote = the packet's path).
