@@ -41,10 +41,6 @@ COLUMNS = {
 }
 
 
-def empty_schedule() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
-
-
 def normalize(frame: pd.DataFrame) -> pd.DataFrame:
     """Return ``frame`` with exactly the schedule columns, in order, typed, sorted by start time.
 
@@ -85,11 +81,3 @@ def read_schedule(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise RunDirError(f"{path}: schedule file not found")
     return normalize(pd.read_parquet(path))
-
-
-def offered_load_bps(frame: pd.DataFrame) -> float:
-    """Average offered load of a schedule in bit/s (real units) over its active span."""
-    if frame.empty:
-        return 0.0
-    span = float(frame["t_start_s"].max() - frame["t_start_s"].min())
-    return float(frame["bytes"].sum()) * 8 / max(span, 1e-3)

@@ -125,11 +125,6 @@ class Accelerator:
     # dict fields make the dataclass unhashable by default; hash on the name instead.
     __hash__ = object.__hash__
 
-    @property
-    def nic_total_bps(self) -> int:
-        """Scale-out bandwidth of one accelerator (all its NICs)."""
-        return self.nic_count * self.nic_rate_bps
-
     def prefill_tokens_per_s(self, model: Model, mfu: float | None = None) -> float:
         """Prefill throughput of ONE accelerator on ``model`` (tokens/s), compute-bound.
 

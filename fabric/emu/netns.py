@@ -18,8 +18,3 @@ def enter_netns_of(pid: int) -> None:
             raise OSError(err, f"setns into the namespace of pid {pid}: {os.strerror(err)}")
     finally:
         os.close(fd)
-
-
-def netns_inode(pid: int) -> int:
-    """Inode identifying the network namespace of ``pid`` (to prove it is gone after a run)."""
-    return os.stat(f"/proc/{pid}/ns/net").st_ino

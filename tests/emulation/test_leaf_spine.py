@@ -31,6 +31,7 @@ def test_configured_rate_holds_on_a_saturated_link(emulate):
                                              scale=1000.0)
     rate, configured = _link_rate_bps(links, "h0-leaf0", "leaf0")
     assert configured == 100_000_000
+    print(f"\nsaturated port: achieved {rate / 1e6:.3f} Mbit/s of {configured / 1e6:g} Mbit/s configured")
     assert rate == pytest.approx(configured, rel=0.02), f"achieved {rate / 1e6:.2f} Mbit/s"
     assert run_json["host_side_drops"] == 0
 
@@ -86,4 +87,6 @@ def test_incast_loss_and_queueing_delay_follow_the_buffer(emulate):
     # Congestion dwarfs the emulator's own noise.
     noise_p99 = float(np.percentile(noise_owd_s, 99))
     incast_p99 = float(np.percentile(owd_s, 99))
+    print(f"\nincast 4:1: loss {loss:.3f} (expect 0.75); median queueing {queueing_s * 1e3:.2f} ms vs buffer/rate "
+          f"{expected_s * 1e3:.2f} ms; p99 OWD {incast_p99 * 1e6:.0f} us vs noise p99 {noise_p99 * 1e6:.1f} us")
     assert incast_p99 >= 100 * noise_p99, f"incast p99 {incast_p99 * 1e6:.0f} us vs noise p99 {noise_p99 * 1e6:.0f} us"

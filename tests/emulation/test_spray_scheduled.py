@@ -39,6 +39,7 @@ def test_spray_splits_one_flow_evenly_over_spines_and_reports_reordering(emulate
     got = packets[packets.copies > 0]
     shares = got.path.value_counts(normalize=True).sort_index()
     assert list(shares.index) == [0, 1, 2, 3]
+    print(f"\nspray: spine shares {shares.round(4).to_dict()}")
     assert np.all(np.abs(shares.to_numpy() / shares.mean() - 1) < 0.02), shares.to_dict()
     # The counters agree with the per-packet paths: every leaf1 uplink carried a quarter.
     last = links[links.t_ns == links.t_ns.max()]
@@ -89,6 +90,8 @@ def test_scheduled_fabric_absorbs_incast_in_voqs_and_isolates_the_victim(emulate
     # The victim to another port on the congested NCP keeps its idle delay: within 2x, plus the
     # emulator's own software noise, which the busy NCP namespace adds.
     during_p99 = _victim_p99_us(packets, msgs, (0.25, 1.0))
+    print(f"\nscheduled: victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle; "
+          f"VOQ drops to h0 {voq_h0.drops.tolist()}; NCF shares {(fabric_up / fabric_up.sum()).round(4).to_dict()}")
     assert during_p99 <= 2 * idle_p99 + NOISE_TOLERANCE_US, \
         f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
     # Scheduler fidelity: grants to a port never exceed its capacity; ticks are recorded.
@@ -110,6 +113,7 @@ def test_ecmp_victim_sharing_a_congested_path_suffers(emulate):
     incast_paths = set(packets[packets.msg_id.isin(msgs[msgs.kind == "incast"].msg_id) & (packets.copies > 0)].path)
     assert set(victim_path) & incast_paths, "with this seed the victim should share a spine with the incast"
     during_p99 = _victim_p99_us(packets, msgs, (0.25, 1.0))
+    print(f"\nECMP victim p99: {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle")
     assert during_p99 > 2 * idle_p99 + NOISE_TOLERANCE_US, \
         f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
     last = links[links.t_ns == links.t_ns.max()]
