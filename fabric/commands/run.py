@@ -36,7 +36,7 @@ def run_with_progress(spec, g, schedule, out: Path, options, quiet: bool = False
 def workload_facts(workload, schedule) -> dict:
     """What economics and reports need to know about the workload, stored in run.json."""
     facts = {
-        "name": workload.name, "source": str(workload.source), "sha256": workload.content_sha256,
+        "name": workload.name, "description": workload.description, "source": str(workload.source), "sha256": workload.content_sha256,
         "model": workload.model.name if workload.model else None, "duration_s": workload.duration_s,
         "seed": workload.seed,
         "patterns": [{"type": p.type, "name": p.name, "model": p.model.name if p.model else None,

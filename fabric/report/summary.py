@@ -502,7 +502,11 @@ def build_summary(designs: list[DesignRecord], *, workload: dict | None = None, 
 
 
 def workload_facts_from_runs(designs: list[DesignRecord]) -> dict:
-    """Workload facts for a report built from run directories: run.json + schedule + profile."""
+    """Workload facts for a report built from run directories: run.json + schedule.
+
+    run.json carries the profile's name, model, duration and patterns; only run directories from
+    before it did fall back to loading the profile file, if it is still there.
+    """
     runs = [r for d in designs for r in d.runs if r.run_json is not None]
     if not runs:
         return {}
@@ -510,8 +514,12 @@ def workload_facts_from_runs(designs: list[DesignRecord]) -> dict:
     w = dict(first.run_json.get("workload") or {})
     out = {"path": w.get("path"), "seed": first.run_json.get("seed"), "messages": w.get("messages"),
            "bytes": w.get("bytes")}
+    if w.get("name"):
+        out.update(name=w["name"], description=w.get("description", ""), model=w.get("model"),
+                   duration_s=w.get("duration_s"),
+                   patterns=[{"name": p["name"], "type": p["type"]} for p in w.get("patterns", [])])
     path = Path(w["path"]) if w.get("path") else None
-    if path is not None and path.exists():
+    if not w.get("name") and path is not None and path.exists():
         try:
             from fabric.workloads import load_workload
             prof = load_workload(path)
