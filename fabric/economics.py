@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fabric.analysis.metrics import idle_path_delay_ns, recovery_completion_ns
+from fabric.analysis.completion import recovery_completion_ns
+from fabric.analysis.metrics import idle_path_delay_ns
 from fabric.analysis.run_metrics import DEFAULT_RTO_NS
 from fabric.errors import CostError, FabricError, RunDirError
 from fabric.yamlspec import Section, load_yaml_mapping
@@ -514,38 +515,6 @@ def _idle_path_delay_s(run: dict, run_dir: Path, costs: CostFile, led: Ledger) -
     return led.pick("idle_path_delay_s")
 
 
-def _lost_packets(run_dir: Path, msg_ids: np.ndarray) -> pd.DataFrame:
-    """Per message with lost packets: first lost packet's send time and the emulated bytes from it
-    to the message's end, from packets.parquet (empty frame when the file or records are absent)."""
-    path = Path(run_dir) / "packets.parquet"
-    empty = pd.DataFrame({"first_lost_tx_ns": pd.Series(dtype="Int64"),
-                          "resend_bytes_emulated": pd.Series(dtype="float64")})
-    if not len(msg_ids) or not path.exists():
-        return empty
-    pk = pd.read_parquet(path, columns=["msg_id", "seq", "bytes", "tx_ns", "rx_ns"],
-                         filters=[("msg_id", "in", [int(m) for m in msg_ids])])
-    lost = pk[pk["rx_ns"] < 0]
-    if lost.empty:
-        return empty
-    first = lost.sort_values(["msg_id", "seq"]).drop_duplicates("msg_id").set_index("msg_id")
-    pk = pk.join(first["seq"].rename("first_seq"), on="msg_id", how="inner")
-    resend = pk[pk["seq"] >= pk["first_seq"]].groupby("msg_id")["bytes"].sum()
-    return pd.DataFrame({"first_lost_tx_ns": first["tx_ns"].astype("Int64"),
-                         "resend_bytes_emulated": resend.astype("float64")})
-
-
-def _nic_fifo_finish(frame: pd.DataFrame, key: str, dur: pd.Series) -> pd.Series:
-    """Finish time of each message when one NIC (``src`` or ``dst``) carries its messages back to
-    back at line rate in start order: ``finish_i = max_{j≤i}(start_j + Σ_{k=j..i} dur_k)``."""
-    order = frame.sort_values([key, "t_start_s", "msg_id"], kind="stable").index
-    f = frame.loc[order]
-    d = dur.loc[order]
-    csum = d.groupby(f[key]).cumsum()
-    base = f["t_start_s"] - (csum - d)
-    finish = csum + base.groupby(f[key]).cummax()
-    return finish.reindex(frame.index)
-
-
 def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = None,
                   run: dict | None = None, host_rate_bps: float | None = None) -> pd.DataFrame:
     """One row per scheduled message with ideal and measured completion (seconds from workload start).
@@ -554,7 +523,7 @@ def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | No
     measured_done_s, recovered`` (``recovered``: the message lost packets, or never showed up in
     messages.parquet, and its completion comes from the loss-recovery model).
     """
-    from fabric.rundir import read_run_json, read_table
+    from fabric.rundir import read_run_json
     from fabric.schedule import read_schedule
     run_dir = Path(run_dir)
     costs = costs or CostFile()
@@ -568,62 +537,40 @@ def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | No
     rto = led.pick("loss_recovery.rto_s", (costs.rto_s, f"cost file {costs.source}"),
                    (lr.get("rto_ns") / 1e9 if lr.get("rto_ns") is not None else None, "run.json loss_recovery.rto_ns"))
 
-    msgs = read_table(run_dir, "messages")
+    from fabric.analysis.run_metrics import completions, read_frames
+    frames = read_frames(run_dir, packets_required=False)
+    scale_k = float(run.get("scale_k", 1) or 1)
+    # Every completion time comes from the one model of fabric.analysis.completion; a run without
+    # link counters (hand-made) falls back to the design's host link rate, emulated (÷ k).
+    comp, prep = completions(frames, fallback_rate_bps=rate / scale_k)
+    msgs = prep["messages"]
+    comp = comp.assign(msg_id=msgs["msg_id"].to_numpy(), t_sched_ns=msgs["t_sched_ns"].to_numpy())
     sched_path = run_dir / "schedule.parquet"
     t0_ns = run.get("t0_ns")
     if sched_path.exists():
         sched = read_schedule(sched_path)
-        meas_cols = ["msg_id", "bytes_emulated", "packets", "packets_received", "t_sched_ns", "t_tx_first_ns",
-                     "t_tx_last_ns", "t_rx_last_ns"]
-        # Nullable integers: absolute ns (~1.7e18) do not survive a trip through float64.
-        frame = sched.merge(msgs[meas_cols].astype({c: "Int64" for c in meas_cols[1:]}), on="msg_id", how="left")
         unknown = set(msgs["msg_id"]) - set(sched["msg_id"])
         if unknown:
             raise RunDirError(f"{run_dir}: messages.parquet has {len(unknown)} msg_id values that schedule.parquet "
                               f"lacks (e.g. {min(unknown)}); the two files are from different runs")
+        frame = sched.merge(comp, on="msg_id", how="left")
     else:
-        frame = msgs.copy()
+        frame = msgs.drop(columns=["t_sched_ns"]).merge(comp, on="msg_id", how="left")
         if t0_ns is None:
             t0_ns = int(frame["t_sched_ns"].min()) if len(frame) else 0
         frame["t_start_s"] = (frame["t_sched_ns"] - t0_ns) / 1e9
     frame = frame.reset_index(drop=True)
-    frame["packets"] = frame["packets"].fillna(1).astype("int64")
-    frame["bytes_emulated"] = frame["bytes_emulated"].fillna(frame["bytes"]).astype("int64")
-    frame["packets_received"] = frame["packets_received"].fillna(0).astype("int64")
-    for col in ("t_sched_ns", "t_tx_first_ns", "t_tx_last_ns", "t_rx_last_ns"):
-        frame[col] = frame[col].fillna(-1).astype("int64")
-
-    dur = frame["bytes"].astype("float64") * 8.0 / rate
-    send_fin = _nic_fifo_finish(frame, "src", dur)
-    recv_fin = _nic_fifo_finish(frame, "dst", dur)
-    frame["ideal_done_s"] = np.maximum(send_fin, recv_fin) + idle
-
-    has_sched = frame["t_sched_ns"] >= 0
-    complete = (frame["packets_received"] >= frame["packets"]) & (frame["t_rx_last_ns"] > 0) & has_sched
-    measured = frame["t_start_s"] + (frame["t_rx_last_ns"] - frame["t_sched_ns"]) / 1e9
-    incomplete = ~complete
-    frame["recovered"] = incomplete
-    if incomplete.any():
-        # The loss-recovery model of fabric.analysis (METRICS.md, MCT): the timer of the first lost
-        # packet expires RTO after it was sent, then everything from it on is resent at line rate.
-        # Without a packet record of the loss: the whole message, from its first transmission.
-        sub = frame[incomplete]
-        info = _lost_packets(run_dir, sub["msg_id"].to_numpy()).reindex(sub["msg_id"])
-        no_record = info["first_lost_tx_ns"].isna().to_numpy()
-        sched_ns = sub["t_sched_ns"].to_numpy(dtype="int64")
-        first_tx_ns = np.where(no_record, sub["t_tx_first_ns"].to_numpy(dtype="int64"),
-                               info["first_lost_tx_ns"].fillna(0).to_numpy(dtype="int64"))
-        first_tx_s = np.where((first_tx_ns > 0) & (sched_ns >= 0),
-                              sub["t_start_s"].to_numpy() + (first_tx_ns - sched_ns).astype("float64") / 1e9,
-                              sub["t_start_s"].to_numpy())
-        real_per_emulated = sub["bytes"].to_numpy(dtype="float64") / np.maximum(
-            sub["bytes_emulated"].to_numpy(dtype="float64"), 1.0)
-        resend_real = np.where(no_record, sub["bytes"].to_numpy(dtype="float64"),
-                               info["resend_bytes_emulated"].to_numpy() * real_per_emulated)
-        done_ns = recovery_completion_ns(first_tx_s * 1e9, resend_real, np.full(len(sub), rate),
-                                         rto * 1e9, idle * 1e9)
-        measured = measured.copy()
-        measured[incomplete] = done_ns / 1e9
+    frame["ideal_done_s"] = frame["t_start_s"] + frame["ideal_ns"] / 1e9
+    measured = frame["t_start_s"] + frame["mct_ns"] / 1e9
+    missing = frame["mct_ns"].isna()
+    if missing.any():
+        # A scheduled message with no record was never delivered: the loss-recovery model from its
+        # scheduled start, resending all of it (real bytes at the real line rate: same time).
+        sub = frame[missing]
+        measured[missing] = sub["t_start_s"] + recovery_completion_ns(
+            np.zeros(len(sub)), sub["bytes"].to_numpy(np.float64), np.full(len(sub), rate), rto * 1e9, idle * 1e9) / 1e9
+        frame.loc[missing, "ideal_done_s"] = sub["t_start_s"] + sub["bytes"] * 8.0 / rate + idle
+    frame["recovered"] = frame["recovered"].fillna(True).astype(bool) | missing
     frame["measured_done_s"] = measured.astype("float64")
     cols = ["msg_id", "kind", "group", "request_id", "step", "src", "dst", "bytes", "t_start_s",
             "ideal_done_s", "measured_done_s", "recovered"]

@@ -26,6 +26,9 @@ MAGIC = 0xFAB1C0DE
 HEADER = struct.Struct("!IQIIQ")
 HEADER_BYTES = HEADER.size  # 28
 UDP_IP_OVERHEAD_BYTES = 28  # IPv4 (20) + UDP (8), no options
+ETHERNET_HEADER_BYTES = 14
+# What a shaped link counts beyond our payload (HTB charges the frame from the Ethernet header on).
+WIRE_OVERHEAD_BYTES = UDP_IP_OVERHEAD_BYTES + ETHERNET_HEADER_BYTES
 DEFAULT_PAYLOAD_BYTES = 4096
 
 

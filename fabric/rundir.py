@@ -43,11 +43,13 @@ import pandas as pd
 from fabric.errors import RunDirError
 
 # rx_ns == -1: never received within tmax. copies: how many copies arrived (0 lost, >1 duplicates);
-# rx_ns is the first copy's kernel timestamp. path: index of the spine/NCF the packet crossed
-# (-1: unknown or same-edge traffic).
+# rx_ns is the first copy's arrival: its kernel timestamp plus ser_ns, the packet's serialization at
+# every hop it crossed (the emulator's links hand packets over without clocking them out; 0 for
+# the noise probe and for run directories written before this was recorded). path: index of the
+# spine/NCF the packet crossed (-1: unknown or same-edge traffic).
 PACKET_COLUMNS = {
     "msg_id": "int64", "seq": "int32", "src": "object", "dst": "object", "bytes": "int32",
-    "tx_ns": "int64", "rx_ns": "int64", "copies": "int16", "path": "int16",
+    "tx_ns": "int64", "rx_ns": "int64", "copies": "int16", "path": "int16", "ser_ns": "int64",
 }
 
 # t_sched_ns: when the schedule said to start; t_tx_first/last_ns: actual send of first/last
@@ -74,6 +76,9 @@ CPU_COLUMNS = {"t_ns": "int64", "some_avg10": "float64", "some_total_us": "int64
 SCHEDULER_COLUMNS = {"t_ns": "int64", "tick_interval_ns": "int64", "ncp": "object", "dst": "object",
                      "backlog_bytes": "int64", "granted_bps": "int64"}
 
+# Columns added after the first format: what a writer that does not know them means.
+OPTIONAL_DEFAULTS = {"packets": {"ser_ns": 0}, "noise": {"ser_ns": 0}}
+
 FILES = {"packets": PACKET_COLUMNS, "noise": PACKET_COLUMNS, "messages": MESSAGE_COLUMNS,
          "links": LINK_COLUMNS, "cpu": CPU_COLUMNS, "scheduler": SCHEDULER_COLUMNS}
 
@@ -81,7 +86,10 @@ FILES = {"packets": PACKET_COLUMNS, "noise": PACKET_COLUMNS, "messages": MESSAGE
 def write_table(run_dir: Path, name: str, frame: pd.DataFrame) -> None:
     """Write ``name.parquet`` with the contract's columns and types."""
     columns = FILES[name]
-    frame = frame.reindex(columns=list(columns)).astype(columns)
+    frame = frame.reindex(columns=list(columns))
+    for column, default in OPTIONAL_DEFAULTS.get(name, {}).items():
+        frame[column] = frame[column].fillna(default)
+    frame = frame.astype(columns)
     frame.to_parquet(Path(run_dir) / f"{name}.parquet", index=False, compression="zstd")
 
 

@@ -168,6 +168,16 @@ def path_count(g: nx.MultiGraph, src_host: str, dst_host: str) -> int:
     return total
 
 
+def path_link_rates_bps(g: nx.MultiGraph, src_host: str, dst_host: str) -> list[float]:
+    """Real rates of the links a packet crosses from ``src_host`` to ``dst_host``, in order.
+
+    Every shortest path of these designs crosses links of the same rates (hosts' own links, then
+    uplink and downlink of one core switch), so one path tells them all.
+    """
+    path = nx.shortest_path(g, src_host, dst_host)
+    return [min(d["rate_bps"] for d in g.get_edge_data(u, v).values()) for u, v in zip(path, path[1:])]
+
+
 def fabric_facts(g: nx.MultiGraph) -> dict:
     """Derived facts of a fabric: sizes, oversubscription, bisection, ports per tier, BOM, emulability."""
     spec: FabricSpec = g.graph["spec"]

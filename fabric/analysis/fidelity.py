@@ -45,7 +45,9 @@ import numpy as np
 import pandas as pd
 
 from fabric import rundir
+from fabric.analysis import completion as C
 from fabric.analysis import metrics as M
+from fabric.probe import WIRE_OVERHEAD_BYTES
 
 # measure -> (warn, fail, unit/description)
 THRESHOLDS = {
@@ -58,6 +60,8 @@ THRESHOLDS = {
     "link_rate_error": (0.05, 0.15, "fraction of configured rate"),
     "host_side_loss_ratio": (0.0, 0.001, "fraction of packets sent"),
     "scheduler_late_p99_rel": (0.50, 2.0, "fraction of configured tick"),
+    "causality_violation_share": (0.0, 0.01, "fraction of complete messages faster than line rate"),
+    "single_packet_share": (0.50, 0.95, "worst eta-setting class: fraction of messages of one packet"),
 }
 
 # signal -> (measures, how the measures' levels combine)
@@ -69,7 +73,12 @@ SIGNALS = {
     "link_accuracy": (("link_rate_error",), "worst"),
     "host_side_loss": (("host_side_loss_ratio",), "worst"),
     "scheduler_lateness": (("scheduler_late_p99_rel",), "worst"),
+    "causality": (("causality_violation_share",), "worst"),
+    "resolution": (("single_packet_share",), "worst"),
 }
+
+# The message kinds whose completion sets a derating (η); their resolution is judged.
+ETA_KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast")
 
 BUSY_SAMPLE_FRACTION = 0.5  # "backlog > 0 for most samples"
 MIN_BUSY_INTERVALS = 2
@@ -113,7 +122,6 @@ def cpu_signals(cpu: pd.DataFrame) -> dict:
 
 
 MIN_SENDING_SPAN_NS = 10_000_000  # judge a host's sending rate over busy periods of 10 ms or more
-WIRE_OVERHEAD_BYTES = 42           # Ethernet + IPv4 + UDP headers around each payload
 
 
 def sender_throughput_signal(messages: pd.DataFrame, links: pd.DataFrame, fallback_rate_bps: float = M.NAN) -> dict:
@@ -185,11 +193,52 @@ def sender_lateness_signals(messages: pd.DataFrame, links: pd.DataFrame, noise: 
     # is one scheduling hiccup; the hiccup itself shows in the affected messages' completion times.
     out["sender_late_p95_us"] = _quantile(late, 95) / 1e3
     rate = M.sender_line_rate_bps(links, sent["src"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
-    ideal = M.ideal_mct_ns(sent["bytes_emulated"].to_numpy(np.float64), rate, M.idle_path_delay_ns(noise))
+    bits = C.wire_bits(sent["bytes_emulated"].to_numpy(), sent["packets"].to_numpy())
+    ideal = C.line_rate_bound_ns(bits, rate, np.zeros(len(sent))) + M.idle_path_delay_ns(noise)
     ok = np.isfinite(ideal) & (ideal > 0)
     if ok.any():
         out["sender_late_p95_rel"] = _quantile(late[ok] / ideal[ok], 95)
     return out
+
+
+def causality_signal(run: dict, messages: pd.DataFrame, completion: pd.DataFrame | None) -> tuple[float | None, dict]:
+    """Share of complete messages whose MCT beats their line-rate bound (physics says none can).
+
+    The bound is the message's wire bytes at the sender's line rate plus the store-and-forward of
+    its last packet (:func:`fabric.analysis.completion.line_rate_bound_ns`), less what the host
+    NIC's token bucket lets one packet leave early (``links_shaped[].burst_bytes``).
+    """
+    detail = {"messages_judged": 0, "violations": 0, "by_kind": {}}
+    if completion is None or completion.empty or "kind" not in messages:
+        return None, detail
+    ok = ~completion["recovered"].to_numpy() & np.isfinite(completion["mct_ns"].to_numpy())
+    ok &= np.isfinite(completion["line_rate_ns"].to_numpy())
+    if not ok.any():
+        return None, detail
+    dilation = float(run.get("dilation", 1.0) or 1.0)
+    slack_ns = {s["node"]: s.get("burst_bytes", 0) * 8e9 / s["rate_bps"] / dilation
+                for s in run.get("links_shaped", []) if s.get("kind") == "host" and s.get("rate_bps")}
+    slack = messages["src"].astype(str).map(slack_ns).fillna(0.0).to_numpy(np.float64)
+    early = ok & (completion["mct_ns"].to_numpy() < completion["line_rate_ns"].to_numpy() - slack)
+    kinds = messages["kind"].astype(str).to_numpy(dtype=object)
+    detail = {"messages_judged": int(ok.sum()), "violations": int(early.sum()),
+              "by_kind": {k: int(early[kinds == k].sum()) for k in sorted(set(kinds[early]))}}
+    return float(early.sum() / ok.sum()), detail
+
+
+def resolution_signal(messages: pd.DataFrame) -> tuple[float | None, dict]:
+    """Per class, the share of messages carried as a single packet; the measure is the worst
+    η-setting class. A one-packet message's completion measures packet granularity at k× the
+    real serialization, not the fabric."""
+    detail: dict = {}
+    if messages is None or messages.empty or "kind" not in messages or "packets" not in messages:
+        return None, detail
+    one = messages["packets"].to_numpy() <= 1
+    kinds = messages["kind"].astype(str)
+    share = pd.Series(one).groupby(kinds.to_numpy()).mean()
+    detail = {str(k): float(v) for k, v in share.items()}
+    eta = [v for k, v in detail.items() if k in ETA_KINDS]
+    return (max(eta) if eta else None), detail
 
 
 def link_accuracy_signal(links: pd.DataFrame) -> tuple[float | None, dict]:
@@ -317,8 +366,19 @@ def fidelity_signals(source) -> dict:
     out["link_rate_error"], link_detail = link_accuracy_signal(links)
     out["host_side_loss_ratio"], host_detail = host_side_loss_signal(run, links, sent)
     out["scheduler_late_p99_rel"], sched_detail = scheduler_lateness_signal(run, f.get("scheduler", empty["scheduler"]))
+    completion = f.get("completion")
+    if completion is None and f.get("packets") is not None:
+        from fabric.analysis.run_metrics import completions  # run_metrics imports this module
+        comp, prep = completions(f)
+        completion = (comp, prep["messages"])
+    if completion is not None:
+        out["causality_violation_share"], causality_detail = causality_signal(run, completion[1], completion[0])
+    else:
+        out["causality_violation_share"], causality_detail = None, {}
+    out["single_packet_share"], resolution_detail = resolution_signal(messages)
     out["detail"] = {"link_accuracy": link_detail, "host_side_loss": host_detail,
-                     "scheduler_lateness": sched_detail, "sender_throughput": throughput["detail"]}
+                     "scheduler_lateness": sched_detail, "sender_throughput": throughput["detail"],
+                     "causality": causality_detail, "resolution": resolution_detail}
     return out
 
 

@@ -388,122 +388,7 @@ def duplicate_count(copies: np.ndarray) -> int:
 # Messages and groups
 # --------------------------------------------------------------------------------------------
 
-def ideal_mct_ns(bytes_emulated: np.ndarray, line_rate_bps: np.ndarray, idle_path_delay_ns: float) -> np.ndarray:
-    """Ideal message completion time: serialization at the sender's line rate + idle path delay.
-
-    Emulated bytes over the emulated (÷k) rate equal real bytes over the real rate, so the result
-    is in real time. ``nan`` where the line rate is unknown.
-    """
-    b = np.asarray(bytes_emulated, dtype=np.float64)
-    r = np.asarray(line_rate_bps, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ser = np.where(r > 0, b * 8e9 / r, np.nan)
-    return ser + float(idle_path_delay_ns)
-
-
-def recovery_completion_ns(first_lost_tx_ns: np.ndarray, resend_bytes: np.ndarray,
-                           line_rate_bps: np.ndarray, rto_ns: float,
-                           idle_path_delay_ns: float) -> np.ndarray:
-    """Completion instant of an incomplete message under go-back-N after a retransmission timeout.
-
-    The timer of the first lost packet expires ``rto_ns`` after it was sent; the sender then
-    resends everything from that packet on at its line rate, and the last resent packet needs the
-    idle path delay to arrive. Resent packets are assumed delivered (one recovery round): the
-    model gives a lower bound on what a real transport would see (METRICS.md, MCT).
-
-    Returns nanoseconds on the clock of ``first_lost_tx_ns``; ``nan`` where the rate is unknown.
-    Pass times relative to the scheduled start: absolute epoch nanoseconds (~1.7e18) do not fit a
-    float64 to better than 256 ns.
-    """
-    t = np.asarray(first_lost_tx_ns, dtype=np.float64)
-    b = np.asarray(resend_bytes, dtype=np.float64)
-    r = np.asarray(line_rate_bps, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ser = np.where(r > 0, b * 8e9 / r, np.nan)
-    return t + float(rto_ns) + ser + float(idle_path_delay_ns)
-
-
-def message_completion(messages: pd.DataFrame, receipt: pd.DataFrame, line_rate_bps: np.ndarray,
-                       idle_path_delay_ns: float, rto_ns: float) -> pd.DataFrame:
-    """Per-message completion time (MCT), ideal MCT and slowdown (METRICS.md "Per message").
-
-    MCT = kernel receive time of the message's last packet − scheduled start. A message with any
-    lost packet is incomplete: its completion is recomputed with :func:`recovery_completion_ns`
-    and flagged ``recovered``.
-
-    Parameters
-    ----------
-    messages : DataFrame
-        ``t_sched_ns``, ``t_tx_first_ns``, ``bytes_emulated``, ``packets`` (MESSAGE_COLUMNS).
-    receipt : DataFrame
-        Aligned with ``messages`` (same row order): ``n_rows`` (packet records), ``n_received``,
-        ``last_rx_ns`` (−1 if none), ``first_lost_tx_ns`` (−1 if no lost record) and
-        ``resend_bytes`` (bytes from the first lost packet to the message's end).
-    line_rate_bps : ndarray
-        Sender line rate per message (emulated units, like ``bytes_emulated``).
-    idle_path_delay_ns, rto_ns : float
-        Loss-recovery model inputs (reported in metrics.json).
-
-    Returns
-    -------
-    DataFrame
-        ``done_ns`` (absolute int64, −1 when unknown), ``mct_ns``, ``ideal_ns``, ``slowdown``
-        (float, ``nan`` when unknown), ``recovered`` (bool).
-    """
-    sched = messages["t_sched_ns"].to_numpy(np.int64)
-    n_pk = np.maximum(messages["packets"].to_numpy(np.int64), receipt["n_rows"].to_numpy(np.int64))
-    n_rx = receipt["n_received"].to_numpy(np.int64)
-    recovered = n_rx < n_pk
-    first_lost = receipt["first_lost_tx_ns"].to_numpy(np.int64)
-    resend = receipt["resend_bytes"].to_numpy(np.float64)
-    # Lost packets with no record at all: assume the worst case, resend the whole message from
-    # its first transmission.
-    no_record = recovered & (first_lost < 0)
-    first_lost = np.where(no_record, messages["t_tx_first_ns"].to_numpy(np.int64), first_lost)
-    first_lost = np.where(first_lost < 0, sched, first_lost)
-    resend = np.where(no_record, messages["bytes_emulated"].to_numpy(np.float64), resend)
-    # Everything relative to the scheduled start, in integers until the subtraction is done.
-    rec_mct = recovery_completion_ns((first_lost - sched).astype(np.float64), resend, line_rate_bps,
-                                     rto_ns, idle_path_delay_ns)
-    rx_mct = (receipt["last_rx_ns"].to_numpy(np.int64) - sched).astype(np.float64)
-    mct = np.where(recovered, rec_mct, rx_mct)
-    done = np.where(np.isfinite(mct), sched + np.nan_to_num(np.rint(mct)).astype(np.int64), -1)
-    ideal = ideal_mct_ns(messages["bytes_emulated"].to_numpy(np.float64), line_rate_bps, idle_path_delay_ns)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slowdown = np.where(ideal > 0, mct / ideal, np.nan)
-    return pd.DataFrame({"done_ns": done, "mct_ns": mct, "ideal_ns": ideal, "slowdown": slowdown,
-                         "recovered": recovered}, index=messages.index)
-
-
-def group_completion(group: np.ndarray, kind: np.ndarray, t_sched_ns: np.ndarray, done_ns: np.ndarray,
-                     recovered: np.ndarray) -> pd.DataFrame:
-    """Group completion (METRICS.md "Per group"): a collective step or a request's KV shards is
-    done when its last member is: ``max(done) − min(t_sched)`` over the members.
-
-    Messages with an empty group are not grouped. A group's kind is its members' most common kind
-    (ties: alphabetical first).
-
-    ``done_ns`` is absolute int64 nanoseconds, −1 when unknown (the group's completion is then nan).
-
-    Returns
-    -------
-    DataFrame indexed by group: ``kind``, ``members``, ``completion_ns``, ``recovered`` (any member).
-    """
-    # Integer nanoseconds throughout: epoch times do not survive a float64 round trip.
-    f = pd.DataFrame({"group": np.asarray(group, dtype=object), "kind": np.asarray(kind, dtype=object),
-                      "t": np.asarray(t_sched_ns, dtype=np.int64), "done": np.asarray(done_ns, dtype=np.int64),
-                      "rec": np.asarray(recovered, dtype=bool)})
-    f = f[f["group"].notna() & (f["group"].astype(str) != "")]
-    if f.empty:
-        return pd.DataFrame({"kind": [], "members": [], "completion_ns": [], "recovered": []})
-    g = f.groupby("group", sort=True)
-    kinds = (f.groupby(["group", "kind"], sort=True).size().reset_index(name="c")
-             .sort_values(["group", "c", "kind"], ascending=[True, False, True], kind="stable")
-             .drop_duplicates("group").set_index("group")["kind"])
-    completion = (g["done"].max() - g["t"].min()).astype(np.float64)
-    completion[(f["done"] < 0).groupby(f["group"], sort=True).any()] = np.nan  # a member never done
-    return pd.DataFrame({"kind": kinds, "members": g.size(), "completion_ns": completion,
-                         "recovered": g["rec"].any()})
+# Completion times live in fabric.analysis.completion (one model for every reader).
 
 
 # --------------------------------------------------------------------------------------------
@@ -682,6 +567,17 @@ def sender_line_rate_bps(links: pd.DataFrame, src: np.ndarray, fallback_bps: flo
     up = links[(links["kind"] == "host") & (links["queue"].fillna("port") == "port")]
     rates = up.groupby("node")["rate_bps"].max()
     return pd.Series(src).map(rates).astype("float64").fillna(float(fallback_bps)).to_numpy()
+
+
+def receiver_line_rate_bps(links: pd.DataFrame, dst: np.ndarray, fallback_bps: float = NAN) -> np.ndarray:
+    """Line rate (emulated bit/s) of each receiver's host downlink: the ``kind == 'host'`` port
+    queue whose receiving ``peer`` is the host. Receivers without such a row get ``fallback_bps``."""
+    dst = np.asarray(dst, dtype=object)
+    if links.empty:
+        return np.full(dst.size, float(fallback_bps))
+    down = links[(links["kind"] == "host") & (links["queue"].fillna("port") == "port")]
+    rates = down.groupby("peer")["rate_bps"].max()
+    return pd.Series(dst).map(rates).astype("float64").fillna(float(fallback_bps)).to_numpy()
 
 
 def idle_path_delay_ns(noise: pd.DataFrame) -> float:

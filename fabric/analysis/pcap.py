@@ -289,6 +289,7 @@ def packet_records(frames: pd.DataFrame) -> pd.DataFrame:
         v = np.full(len(out), missing, dtype=np.int64)
         v[have] = got[c].to_numpy(np.int64)[at]
         out[c] = v
+    out["ser_ns"] = 0  # a capture sees the wire at one point: nothing is added to its stamps
     return out.reindex(columns=list(cols)).astype(cols).reset_index(drop=True)
 
 

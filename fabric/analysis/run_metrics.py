@@ -36,15 +36,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from fabric import rundir
+from fabric.analysis import completion as C
 from fabric.analysis import metrics as M
 from fabric.analysis.fidelity import fidelity_signals, fidelity_verdict
 from fabric.errors import RunDirError
+from fabric.probe import WIRE_OVERHEAD_BYTES
 
 # A deliberately short, datacenter-tuned retransmission timeout for the loss-recovery model;
 # a run overrides it with run.json["loss_recovery"]["rto_ns"] and metrics.json reports it.
 DEFAULT_RTO_NS = 4_000_000
 
-PACKET_READ_COLUMNS = ["msg_id", "seq", "bytes", "tx_ns", "rx_ns", "copies"]
+PACKET_READ_COLUMNS = ["msg_id", "seq", "bytes", "tx_ns", "rx_ns", "copies", "ser_ns"]
 _PACKET_DTYPES = {c: rundir.PACKET_COLUMNS[c] for c in PACKET_READ_COLUMNS}
 
 SCALE_MEANING = ("Emulated link rates, message sizes and buffers are the real ones divided by k. "
@@ -96,18 +98,21 @@ def read_packets(run_dir: Path, name: str = "packets", required: bool = True) ->
             raise RunDirError(f"{run_dir}: {name}.parquet is missing; is this a fabric run directory?")
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _PACKET_DTYPES.items()})
     # self_destruct frees each Arrow column as it is converted: peak memory ~1x the table, not 2x.
-    table = pq.read_table(path, columns=PACKET_READ_COLUMNS)
+    present = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[c for c in PACKET_READ_COLUMNS if c in present])
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
+    if "ser_ns" not in frame:
+        frame["ser_ns"] = 0  # written before serialization was recorded: nothing was added
     return frame.astype(_PACKET_DTYPES)
 
 
-def read_frames(run_dir: Path) -> dict:
+def read_frames(run_dir: Path, packets_required: bool = True) -> dict:
     """All inputs of one run directory: ``run`` (run.json) and the tables analysis uses."""
     run_dir = Path(run_dir)
     return {
         "run": rundir.read_run_json(run_dir),
-        "packets": read_packets(run_dir, "packets"),
+        "packets": read_packets(run_dir, "packets", required=packets_required),
         "noise": read_packets(run_dir, "noise", required=False),
         "messages": rundir.read_table(run_dir, "messages"),
         "links": rundir.read_table(run_dir, "links", required=False),
@@ -194,6 +199,7 @@ def prepare(packets: pd.DataFrame, messages: pd.DataFrame, tmax_ns: int | None) 
     tx = p["tx_ns"].to_numpy(np.int64)
     rx = p["rx_ns"].to_numpy(np.int64)
     copies = p["copies"].to_numpy(np.int16)
+    ser = p["ser_ns"].to_numpy(np.int64) if "ser_ns" in p else np.zeros(len(p), dtype=np.int64)
     del p, key, seq
     owd = rx - tx
     received = rx >= 0
@@ -206,21 +212,27 @@ def prepare(packets: pd.DataFrame, messages: pd.DataFrame, tmax_ns: int | None) 
     last_rx = np.full(n_msg, -1, dtype=np.int64)
     first_lost_tx = np.full(n_msg, -1, dtype=np.int64)
     resend = np.zeros(n_msg, dtype=np.int64)
+    last_ser = np.zeros(n_msg, dtype=np.int64)
+    last_bytes = np.zeros(n_msg, dtype=np.int64)
     if msg_pos.size:
         starts = np.flatnonzero(np.r_[True, msg_pos[1:] != msg_pos[:-1]])
         last_rx[msg_pos[starts]] = np.maximum.reduceat(np.where(received, rx, -1), starts)
+        ends = np.r_[starts[1:], msg_pos.size] - 1
+        last_ser[msg_pos[ends]] = ser[ends]
+        last_bytes[msg_pos[ends]] = nbytes[ends]
         lost_rows = np.flatnonzero(~received)
         if lost_rows.size:
             m_l, first = np.unique(msg_pos[lost_rows], return_index=True)
             rows = lost_rows[first]
             cum = np.cumsum(nbytes, dtype=np.int64)
-            ends = np.r_[starts[1:], msg_pos.size] - 1
             end_of = np.empty(n_msg, dtype=np.int64)
             end_of[msg_pos[starts]] = ends
             first_lost_tx[m_l] = tx[rows]
             resend[m_l] = cum[end_of[m_l]] - cum[rows] + nbytes[rows]
     receipt = pd.DataFrame({"n_rows": n_rows, "n_received": n_rx, "last_rx_ns": last_rx,
-                            "first_lost_tx_ns": first_lost_tx, "resend_bytes": resend})
+                            "first_lost_tx_ns": first_lost_tx, "resend_bytes": resend,
+                            "last_ser_ns": last_ser, "last_bytes": last_bytes})
+    del ser
 
     # Sending order per flow; each array is reordered then its unsorted original dropped, which
     # keeps the peak near one extra copy of the packet table.
@@ -300,6 +312,48 @@ def _class_packet_metrics(prep: dict, c: int, scale_k: float, tmax_ns) -> tuple[
     return out, fair
 
 
+def run_idle_path_delay_ns(run: dict, noise: pd.DataFrame) -> float:
+    """The engine's idle path delay: run.json's ``idle_path_delay_ns`` when the engine states it,
+    else the noise probe's median one-way delay."""
+    if run.get("idle_path_delay_ns") is not None:
+        return float(run["idle_path_delay_ns"])
+    return M.idle_path_delay_ns(noise)
+
+
+def completions(frames: dict, prep: dict | None = None,
+                fallback_rate_bps: float = M.NAN) -> tuple[pd.DataFrame, dict]:
+    """The run's per-message completion table (:mod:`fabric.analysis.completion`), aligned with
+    ``prep["messages"]`` (sorted by msg_id), and ``prep``. Every reader of completion times —
+    metrics.json, the report, fidelity and economics — goes through here."""
+    run = frames["run"]
+    if prep is None:
+        prep = prepare(frames["packets"], frames["messages"], run.get("tmax_ns"))
+    msgs = prep["messages"]
+    links = frames["links"]
+    rec = dict(run.get("loss_recovery") or {})
+    rto_ns = int(rec.get("rto_ns", DEFAULT_RTO_NS))
+    idle_ns = run_idle_path_delay_ns(run, frames["noise"])
+    send_rate = M.sender_line_rate_bps(links, msgs["src"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
+    recv_rate = M.receiver_line_rate_bps(links, msgs["dst"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
+    receipt = prep["receipt"].copy()
+    # Messages without any packet record (a run written without them) complete from their
+    # messages.parquet summary: packets received and the last arrival.
+    bare = receipt["n_rows"].to_numpy() == 0
+    if bare.any():
+        receipt.loc[bare, "n_rows"] = msgs.loc[bare, "packets"].to_numpy()
+        receipt.loc[bare, "n_received"] = msgs.loc[bare, "packets_received"].to_numpy()
+        receipt.loc[bare, "last_rx_ns"] = msgs.loc[bare, "t_rx_last_ns"].to_numpy()
+    # The last packet's serialization after the first hop: what store-and-forward adds to the
+    # ideal (the first hop is part of the sender's line-rate time).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first_hop = (receipt["last_bytes"].to_numpy(np.float64) + WIRE_OVERHEAD_BYTES) * 8e9 / send_rate
+    forward = np.where(receipt["last_ser_ns"].to_numpy() > 0,
+                       np.maximum(receipt["last_ser_ns"].to_numpy(np.float64) - np.nan_to_num(first_hop), 0.0), 0.0)
+    comp = C.message_completion(msgs, receipt.assign(forward_ns=forward), send_rate, recv_rate, idle_ns, rto_ns,
+                                run.get("payload_bytes"))
+    return comp, prep
+
+
 def analyze_frames(frames: dict) -> dict:
     """metrics.json as a dict from already-read frames (see :func:`read_frames`)."""
     run = frames["run"]
@@ -308,13 +362,10 @@ def analyze_frames(frames: dict) -> dict:
     links, noise = frames["links"], frames["noise"]
     rec = dict(run.get("loss_recovery") or {})
     rto_ns = int(rec.get("rto_ns", DEFAULT_RTO_NS))
-    idle_ns = M.idle_path_delay_ns(noise)
+    idle_ns = run_idle_path_delay_ns(run, noise)
 
-    prep = prepare(frames["packets"], frames["messages"], tmax_ns)
+    comp, prep = completions(frames)
     msgs = prep["messages"]
-    fallback = (run.get("host_link_rate_bps") or 0) / scale_k or M.NAN
-    rate = M.sender_line_rate_bps(links, msgs["src"].astype(str).to_numpy(dtype=object), fallback)
-    comp = M.message_completion(msgs, prep["receipt"], rate, idle_ns, rto_ns)
 
     classes: dict = {}
     fairness: dict = {}
@@ -331,7 +382,7 @@ def analyze_frames(frames: dict) -> dict:
         classes[name] = cm
         fairness[name] = fair
 
-    gc = M.group_completion(msgs["group"].to_numpy(dtype=object), kinds, msgs["t_sched_ns"].to_numpy(),
+    gc = C.group_completion(msgs["group"].to_numpy(dtype=object), kinds, msgs["t_sched_ns"].to_numpy(),
                             comp["done_ns"].to_numpy(), comp["recovered"].to_numpy())
     groups = {}
     for kind, g in gc.groupby("kind", sort=True):
@@ -342,7 +393,7 @@ def analyze_frames(frames: dict) -> dict:
     noise_stats = M.delay_stats((noise["rx_ns"] - noise["tx_ns"]).to_numpy(np.int64)[noise["rx_ns"].to_numpy() >= 0],
                                 int((noise["rx_ns"] < 0).sum()), unit_ns=1e3) if len(noise) else {"n": 0}
 
-    signals = fidelity_signals(frames)
+    signals = fidelity_signals(frames | {"completion": (comp, msgs)})
     result = {
         "scale": {"k": scale_k, "dilation": float(run.get("dilation", 1.0) or 1.0), "meaning": SCALE_MEANING,
                   "payload_bytes": run.get("payload_bytes")},

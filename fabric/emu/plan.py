@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT, UDP_IP_OVERHEAD_BYTES
+from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
 from fabric.specs import FabricSpec
 from fabric.topology import hosts, routes, switches
 
@@ -68,6 +68,7 @@ class LinkShape:
     kind: str
     rate_bps: int           # emulated (real ÷ k)
     buffer_bytes: int       # emulated bfifo limit
+    burst_bytes: int = 0    # HTB bucket
 
 
 def mac_for(node_index: int, port: int) -> str:
@@ -76,7 +77,7 @@ def mac_for(node_index: int, port: int) -> str:
 
 
 def wire_packet_bytes(payload_bytes: int) -> int:
-    return payload_bytes + UDP_IP_OVERHEAD_BYTES + 14
+    return payload_bytes + WIRE_OVERHEAD_BYTES
 
 
 def shaped_buffer_bytes(buffer_bytes: float, k: float, payload_bytes: int) -> int:
@@ -88,15 +89,17 @@ def shaped_buffer_bytes(buffer_bytes: float, k: float, payload_bytes: int) -> in
     return int(max(MIN_BUFFER_PACKETS * wire_packet_bytes(payload_bytes), round(buffer_bytes / k)))
 
 
-def burst_bytes_for(rate_bps: float) -> int:
-    """HTB bucket of a host link (either direction): :data:`BURST_TIME_S` of its rate (≥ 64 bytes).
+def burst_bytes_for(rate_bps: float, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> int:
+    """HTB bucket of a host link (either direction): :data:`BURST_TIME_S` of its rate, at most half
+    a packet (≥ 64 bytes).
 
     A NIC serializes every packet: a bucket of whole packets would let dozens of small packets (an
     all-to-all's messages) leave at once and skip their serialization. A bucket below one packet
-    makes HTB pace every packet (tokens go negative, the next packet waits), and
+    makes HTB pace every packet (tokens go negative, the next packet waits), and up to
     :data:`BURST_TIME_S` of slack absorbs the timer's lateness so a busy NIC still reaches its rate.
+    The bucket is the most a packet can leave early; the causality check allows exactly that.
     """
-    return max(64, int(rate_bps * BURST_TIME_S / 8))
+    return max(64, min(int(rate_bps * BURST_TIME_S / 8), wire_packet_bytes(payload_bytes) // 2))
 
 
 def port_burst_bytes(payload_bytes: int) -> int:
@@ -166,9 +169,9 @@ def build_plan(g: nx.MultiGraph, k: float, seed: int, payload_bytes: int = DEFAU
                 limit = max(limit, int(rate * spec.scheduler.tick_ns / 8e9) + 2 * wire_packet_bytes(payload_bytes))
             # Both directions of a host link stand for the host's NIC (it serializes what it sends
             # and what it receives): pace every packet there; fabric links keep some slack.
-            burst = burst_bytes_for(rate) if data["kind"] == "host" else port_burst_bytes(payload_bytes)
+            burst = burst_bytes_for(rate, payload_bytes) if data["kind"] == "host" else port_burst_bytes(payload_bytes)
             plan.tc.extend(htb_lines(ifname, rate, limit, payload_bytes, burst))
-            shapes.append(LinkShape(data["link_id"], node, peer, ifname, data["kind"], rate, limit))
+            shapes.append(LinkShape(data["link_id"], node, peer, ifname, data["kind"], rate, limit, burst))
 
     for h in hosts(g):
         plan = plans[h]

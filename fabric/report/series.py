@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fabric.analysis import metrics as M
-from fabric.analysis.run_metrics import DEFAULT_RTO_NS, prepare, read_frames
+from fabric.analysis.run_metrics import completions, read_frames
 
 MAX_CURVE_POINTS = 1500
 
@@ -75,16 +75,8 @@ def slowdown_by_class(run_dir: Path) -> dict[str, np.ndarray]:
 
     The same computation as metrics.json (messages with lost packets use the loss-recovery model).
     """
-    frames = read_frames(Path(run_dir))
-    run = frames["run"]
-    scale_k = float(run.get("scale_k", 1) or 1)
-    rto_ns = int(dict(run.get("loss_recovery") or {}).get("rto_ns", DEFAULT_RTO_NS))
-    idle_ns = M.idle_path_delay_ns(frames["noise"])
-    prep = prepare(frames["packets"], frames["messages"], run.get("tmax_ns"))
+    comp, prep = completions(read_frames(Path(run_dir)))
     msgs = prep["messages"]
-    fallback = (run.get("host_link_rate_bps") or 0) / scale_k or M.NAN
-    rate = M.sender_line_rate_bps(frames["links"], msgs["src"].astype(str).to_numpy(dtype=object), fallback)
-    comp = M.message_completion(msgs, prep["receipt"], rate, idle_ns, rto_ns)
     kinds = msgs["kind"].astype(str).to_numpy(dtype=object)
     sd = comp["slowdown"].to_numpy()
     out = {}

@@ -107,9 +107,9 @@ def test_signals_from_frames():
     assert s["cpu_some_avg10_max_pct"] == 4.0
     assert s["cpu_some_stall_fraction"] == pytest.approx(0.2)   # 2 s stalled in 10 s: past warn 0.15
     assert s["sender_late_p95_us"] == 20.0
-    # ideal = 1 MB at 8 Mbit/s = 1 s (+ 7 µs idle path): relative lateness ~2e-5
-    # h2 has no host-link row, so only h0 (10 us late) has an ideal MCT to compare with
-    assert s["sender_late_p95_rel"] == pytest.approx(10_000 / (1e9 + 7000))
+    # line-rate time = 1 MB + 250 packets x 42 B of headers at 8 Mbit/s (+ 7 µs idle path):
+    # relative lateness ~1e-5; h2 has no host-link row, so only h0 (10 us late) is compared
+    assert s["sender_late_p95_rel"] == pytest.approx(10_000 / ((1_000_000 + 250 * 42) * 1e3 + 7000))
     assert s["link_rate_error"] == pytest.approx(0.5)
     assert s["detail"]["link_accuracy"]["worst_link"] == "leaf0-spine0:leaf0->spine0"
     assert s["detail"]["link_accuracy"]["busy_links"] == 2

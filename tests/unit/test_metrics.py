@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fabric.analysis import metrics as M
+from fabric.analysis import completion as C
 
 
 # ---- percentiles and one-way delay -------------------------------------------------------------
@@ -182,22 +183,65 @@ def test_mct_under_go_back_n_recovery_model():
     # 10 packets x 1000 B at 8 Mbit/s: 1 ms each. Packet 3 (sent at T+3 ms) lost.
     # RTO 4 ms, idle path 50 µs: done = T + 3 + 4 + 7 x 1 + 0.05 ms = T + 14.05 ms.
     T = 1_000_000_000
-    msgs = pd.DataFrame({"t_sched_ns": [T, T], "t_tx_first_ns": [T, T], "bytes_emulated": [10_000, 10_000],
-                         "packets": [10, 10]})
+    msgs = pd.DataFrame({"src": ["h0", "h1"], "dst": ["h2", "h3"], "t_sched_ns": [T, T], "t_tx_first_ns": [T, T],
+                         "bytes_emulated": [10_000, 10_000], "packets": [10, 10]})
     receipt = pd.DataFrame({"n_rows": [10, 10], "n_received": [9, 10],
                             "last_rx_ns": [T + 10_050_000, T + 10_500_000],
                             "first_lost_tx_ns": [T + 3_000_000, -1], "resend_bytes": [7_000, 0]})
-    c = M.message_completion(msgs, receipt, np.array([8e6, 8e6]), idle_path_delay_ns=50_000, rto_ns=4_000_000)
+    rate = np.array([8e6, 8e6])
+    c = C.message_completion(msgs, receipt, rate, rate, idle_path_delay_ns=50_000, rto_ns=4_000_000)
     assert c["recovered"].tolist() == [True, False]
     assert c["mct_ns"].iloc[0] == pytest.approx(14_050_000)
-    assert c["mct_ns"].iloc[1] == pytest.approx(10_500_000)   # complete: last kernel rx − sched
-    assert c["ideal_ns"].iloc[0] == pytest.approx(10_050_000)
-    assert c["slowdown"].iloc[0] == pytest.approx(14.05 / 10.05)
-    assert c["slowdown"].iloc[1] == pytest.approx(10.5 / 10.05)
+    assert c["mct_ns"].iloc[1] == pytest.approx(10_500_000)   # complete: last arrival − sched
+    # ideal: wire bytes (10 x (1000 + 42 B of headers)) at 8 Mbit/s + idle path delay
+    assert c["ideal_ns"].iloc[0] == pytest.approx(10_470_000)
+    assert c["line_rate_ns"].iloc[0] == pytest.approx(10_420_000)
+    assert c["slowdown"].iloc[0] == pytest.approx(14.05 / 10.47)
+    assert c["slowdown"].iloc[1] == pytest.approx(10.5 / 10.47)
+
+
+def test_processor_sharing_finish_times():
+    # Two 1 ms jobs at t=0 share the server: both done at 2 ms; a third at 5 ms runs alone.
+    f = C.processor_sharing_finish(np.array([0, 0, 5e6]), np.array([1e6, 1e6, 1e6]))
+    assert f.tolist() == pytest.approx([2e6, 2e6, 6e6])
+    # A short job arriving during a long one: PS gives it half the rate.
+    f = C.processor_sharing_finish(np.array([0, 1e6]), np.array([4e6, 1e6]))
+    assert f.tolist() == pytest.approx([5e6, 3e6])
+
+
+def test_ideal_all_to_all_burst_shares_the_nic():
+    # 3 hosts, each sends 1 ms of wire bits to each other host at t=0: every NIC carries 2 ms,
+    # so every message's ideal completion is 2 ms (plus forward and idle delay).
+    src = np.array(["a", "a", "b", "b", "c", "c"], dtype=object)
+    dst = np.array(["b", "c", "a", "c", "a", "b"], dtype=object)
+    # 958 B of payload + 42 B of headers = 1000 B on the wire = 1 ms at 8 Mbit/s (one packet each).
+    ideal = C.ideal_completion_ns(np.zeros(6, dtype=np.int64), src, dst, np.full(6, 958), np.ones(6), 4096,
+                                  np.full(6, 8e6), np.full(6, 8e6), np.full(6, 10.0), idle_path_delay_ns=5.0)
+    # One packet per message: each NIC carries two, one after the other (1 and 2 ms), sending and
+    # receiving alike; every message is done within 2 ms, half of them at 1 ms.
+    assert max(ideal) == pytest.approx(2e6 + 15)
+    assert sorted(ideal)[:2] == pytest.approx([1e6 + 15] * 2)
+
+
+def test_round_robin_interleaves_packets_of_concurrent_messages():
+    # Two messages of 4 packets (1 ms each) at t=0: packets alternate; a one-packet message arriving
+    # at 2.5 ms takes its turn in the third round (done at 5 ms), so the two finish at 8 and 9 ms.
+    f = C.round_robin_finish(np.array([0.0, 0.0, 2.5e6]), np.array([4, 4, 1]), np.full(3, 1e6), np.full(3, 1e6))
+    assert sorted(f[:2].tolist()) == pytest.approx([8e6, 9e6])
+    assert f[2] == pytest.approx(5e6)
+
+
+def test_incast_ideal_is_set_by_the_receiver_nic():
+    src = np.array(["a", "b", "c", "d"], dtype=object)
+    dst = np.array(["r"] * 4, dtype=object)
+    ideal = C.ideal_completion_ns(np.zeros(4, dtype=np.int64), src, dst, np.full(4, 958 * 10), np.full(4, 10), 958,
+                                  np.full(4, 8e6), np.full(4, 8e6), np.zeros(4), idle_path_delay_ns=0.0)
+    # 4 senders x 10 packets of 1 ms into one receiver NIC, taken in turn: done at 37..40 ms.
+    assert sorted(ideal) == pytest.approx([37e6, 38e6, 39e6, 40e6])
 
 
 def test_group_completion_is_max_over_members():
-    g = M.group_completion(np.array(["a", "a", "b", ""], dtype=object),
+    g = C.group_completion(np.array(["a", "a", "b", ""], dtype=object),
                            np.array(["kv", "kv", "allreduce", "kv"], dtype=object),
                            np.array([100, 150, 0, 0]), np.array([400, 900, 50, 10_000]),
                            np.array([False, True, False, False]))
@@ -205,7 +249,7 @@ def test_group_completion_is_max_over_members():
     assert bool(g.loc["a", "recovered"]) and not bool(g.loc["b", "recovered"])
     assert len(g) == 2  # the ungrouped message is not a group
     # a member whose completion is unknown (-1) leaves the group's completion undefined
-    u = M.group_completion(np.array(["c", "c"], dtype=object), np.array(["kv", "kv"], dtype=object),
+    u = C.group_completion(np.array(["c", "c"], dtype=object), np.array(["kv", "kv"], dtype=object),
                            np.array([0, 0]), np.array([10, -1]), np.array([False, True]))
     assert math.isnan(u.loc["c", "completion_ns"])
 
