@@ -1,4 +1,5 @@
-"""`make bench`: the emulator's packet budget and the analysis throughput, as figures."""
+"""`make bench`: the emulator's packet budget (calibrated, against the kernel's own forwarding
+limit measured with iperf3) and the analysis throughput, as figures."""
 
 from __future__ import annotations
 

@@ -49,6 +49,20 @@ def _tool_check(tool: str, required: bool, disables: str) -> Check:
     return Check(tool, path is not None, path or f"'{tool}' not on PATH; run 'sudo make setup'", required, disables)
 
 
+def _agents_check() -> Check:
+    """The traffic agents are compiled C (fabric/emu/sender.c, receiver.c): built, or buildable here."""
+    from fabric.emu import native
+    disables = "all emulation (the traffic agents)"
+    built = [native.binary_path(program) for program in ("sender", "receiver")]
+    if all(path.exists() for path in built):
+        return Check("traffic agents", True, "built: " + ", ".join(str(p) for p in built), True, disables)
+    cc = native.compiler()
+    if cc:
+        return Check("traffic agents", True, f"not built yet; {cc} builds them on the first run", True, disables)
+    return Check("traffic agents", False, "not built and no C compiler (cc) to build them; run 'sudo make setup'",
+                 True, disables)
+
+
 def _kernel_checks() -> list[Check]:
     ns = f"fabric-doctor-{os.getpid()}"
     checks: list[Check] = []
@@ -110,6 +124,7 @@ def run_checks() -> list[Check]:
                     "all emulation (namespaces need root)")]
     checks.append(_mininet_check())
     checks.append(_tool_check("mnexec", True, "all emulation (Mininet enters namespaces with it)"))
+    checks.append(_agents_check())
     for tool in ("ip", "tc", "nft", "ethtool"):
         checks.append(_tool_check(tool, True, "all emulation"))
     checks.append(_tool_check("iperf3", False, "the iperf3 cross-check test"))
@@ -130,3 +145,30 @@ def run_checks() -> list[Check]:
 
 def emulation_ready(checks: list[Check]) -> bool:
     return all(c.ok for c in checks if c.required)
+
+
+# --------------------------------------------------------------------------------------------
+# The packet budget (measured by fabric.emu.calibrate, cached per machine and boot)
+# --------------------------------------------------------------------------------------------
+
+NOT_CALIBRATED = ("not calibrated on this boot yet: the first `fabric run` calibrates, "
+                  "or `fabric doctor --calibrate`")
+
+
+def budget_summary(cal) -> str:
+    """One line about the calibrated budget, or how to get one."""
+    if cal is None:
+        return NOT_CALIBRATED
+    return (f"{cal.budget_pps:,} packets/s ({cal.safety_margin:g} x {cal.sustained_pps:,} held; "
+            f"measured {cal.measured_at} in {cal.wall_s:g} s)")
+
+
+def ladder_lines(cal) -> list[str]:
+    """The calibration's steps as a table, in the order they ran."""
+    lines = [(f"{'offered pkt/s':>14}{'delivered pkt/s':>17}{'lost':>8}{'own loss':>10}"
+              f"{'sender shortfall':>18}  {'fidelity':<10}  step")]
+    for s in cal.ladder:
+        short = "n/a" if s.get("sender_shortfall") is None else f"{s['sender_shortfall']:.1%}"
+        lines.append(f"{s['offered_pps']:>14,.0f}{s['delivered_pps']:>17,}{s['lost']:>8.2%}"
+                     f"{s['emulator_loss']:>10.2%}{short:>18}  {s['verdict']:<10}  {'holds' if s['ok'] else 'fails'}")
+    return lines

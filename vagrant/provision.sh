@@ -9,8 +9,9 @@ set -euo pipefail
 
 repo=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 venv="$repo/.venv"
-# mininet brings mnexec; python3-venv/pip build the venv from the system Python that sees Mininet.
-packages=(mininet iproute2 nftables ethtool iperf3 tcpdump python3 python3-venv python3-pip procps kmod)
+# mininet brings mnexec; python3-venv/pip build the venv from the system Python that sees Mininet;
+# gcc + libc6-dev compile the packet sender (fabric/emu/sender.c).
+packages=(mininet iproute2 nftables ethtool iperf3 tcpdump python3 python3-venv python3-pip procps kmod gcc libc6-dev)
 # Headless Chromium renders the HTML report in tests (screenshot check). Debian ships it as a
 # real package; Ubuntu only as a snap wrapper, so there the screenshot test skips instead.
 if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then
@@ -53,4 +54,7 @@ else
   echo "provision: fabric already installed in $venv"
 fi
 "$venv/bin/fabric" --help >/dev/null
+# Build the compiled traffic agents now (cached by source hash; a no-op when already built).
+agents=$("$venv/bin/python" -m fabric.emu.native)  # a bare assignment: set -e stops on a failed build
+echo "provision: traffic agents at" $agents
 echo "provision: ready — try: sudo $venv/bin/fabric doctor"

@@ -52,10 +52,15 @@ class ComparePlan:
     dilation: float | None = None  # time dilation D, when the emulator has it
 
 
-def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Path | None) -> ComparePlan:
-    """Validate everything and generate every schedule; nothing runs. Raises FabricError subclasses."""
+def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Path | None,
+                 budget_pps: int | None = None) -> ComparePlan:
+    """Validate everything and generate every schedule; nothing runs. Raises FabricError subclasses.
+
+    ``budget_pps`` None plans with the provisional DEFAULT_BUDGET_PPS: enough to validate, but the
+    comparison re-plans with the machine's calibrated budget once it knows it (see ``compare``).
+    """
     from fabric.economics import load_costs
-    from fabric.emu.scale import choose_scale
+    from fabric.emu.scale import DEFAULT_BUDGET_PPS, choose_scale
     from fabric.specs import load_fabric_spec
     from fabric.topology import build_fabric, fabric_facts, hosts
     from fabric.workloads import generate_schedule, load_workload
@@ -75,7 +80,7 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
         schedule = generate_schedule(workload, g, seed=seed)
         nic = {h: g.nodes[h]["nic_rate_bps"] for h in hosts(g)}
         link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
-        choice = choose_scale(schedule, nic, link_rates)
+        choice = choose_scale(schedule, nic, link_rates, budget_pps or DEFAULT_BUDGET_PPS)
         name = spec.name
         n = 2
         while name in names:  # the same design given twice: keep both, named apart
@@ -115,6 +120,7 @@ def _has_dilation() -> bool:
 
 
 def _check_environment() -> None:
+    """Root, Mininet, mnexec, and a packet budget measured on this boot (calibrates once if none)."""
     if os.geteuid() != 0:
         raise EnvironmentNotReady("emulation needs root (network namespaces); run with sudo")
     try:
@@ -123,6 +129,8 @@ def _check_environment() -> None:
         raise EnvironmentNotReady(f"Mininet is not importable ({exc}); run 'sudo make setup'") from None
     if shutil.which("mnexec") is None:
         raise EnvironmentNotReady("mnexec is missing (it comes with the mininet package); run 'sudo make setup'")
+    from fabric.emu.calibrate import budget_pps
+    budget_pps(progress=lambda message, fraction: typer.echo(message, err=True))
 
 
 def print_verdict(summary: dict, verdict_table=None, break_even_lines=None) -> None:
@@ -170,6 +178,9 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
             seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Workload seed (default: the profile's)."),
             costs: Optional[Path] = typer.Option(None, "--costs", help="Cost file (YAML) overriding catalog defaults."),
             quiet: bool = typer.Option(False, "--quiet", help="No progress bar or per-run lines."),
+            budget: Optional[int] = typer.Option(None, "--budget", min=1,
+                                                 help="Packet budget in packets/s (default: measured on this "
+                                                      "machine, once per boot; see fabric doctor)."),
             ) -> None:
     """Emulate several fabric designs on one workload (same seed, same k) and write a comparison report."""
     from rich.console import Console
@@ -181,7 +192,7 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
     from fabric.report.render import write_report
     from fabric.report.summary import DesignRecord, RunRecord, build_summary, load_run, merge_cost_inputs
 
-    plan = plan_compare(list(designs), traffic, seed, costs)
+    plan = plan_compare(list(designs), traffic, seed, costs, budget)
     out = Path(out)
     runs_root = out / "runs"
     records: list[DesignRecord] = []
@@ -197,6 +208,11 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
         raise SpecError(str(out), "--out", f"{taken[0]} already holds a run (from an earlier compare?); remove "
                                            f"{runs_root} or choose another --out")
     _check_environment()
+    if budget is None:
+        from fabric.emu.calibrate import load_calibration
+        calibrated = load_calibration()  # _check_environment measured it if this boot had none
+        if calibrated is not None:  # k from the machine's budget, not the provisional one
+            plan = plan_compare(list(designs), traffic, seed, costs, calibrated.budget_pps)
 
     from fabric.emu.runner import RunOptions
     from fabric.emu.runner import run as emulate
@@ -241,6 +257,7 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
                     progress.update(current, description=f"  {label}: starting", completed=0)
                     dil = {"dilation": plan.dilation} if plan.dilation is not None else {}
                     options = RunOptions(seed=plan.seed, scale=plan.k, hash_seed=p.spec.load_balancing.hash_seed, **dil,
+                                         budget_pps=budget,
                                          name=rec.run_dir.name,
                                          extra={"workload": workload_facts(plan.workload, p.schedule)
                                                 | {"path": str(traffic)}})

@@ -12,8 +12,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric
 
-STAGES = {"build": "building namespaces and links", "replay": "replaying the schedule",
-          "collect": "collecting records"}
+STAGES = {"calibrate": "measuring the packet budget (once per boot)", "build": "building namespaces and links",
+          "replay": "replaying the schedule", "collect": "collecting records"}
 
 
 def run_with_progress(spec, g, schedule, out: Path, options, quiet: bool = False) -> Path:
@@ -56,6 +56,9 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
                                                 help="ECMP hash seed (default: the design's hash_seed)."),
         scale: Optional[float] = typer.Option(None, "--scale", min=1.0,
                                               help="Scale factor k (default: chosen from the packet budget)."),
+        budget: Optional[int] = typer.Option(None, "--budget", min=1,
+                                             help="Packet budget in packets/s (default: measured on this machine, "
+                                                  "once per boot; see fabric doctor)."),
         dilation: Optional[float] = typer.Option(None, "--dilation", min=1.0, max=20.0,
                                                  help="Time dilation D (default: chosen from message bursts)."),
         capture: Optional[List[str]] = typer.Option(None, "--capture",
@@ -73,7 +76,7 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
     workload = load_workload(traffic)
     schedule = generate_schedule(workload, g, seed=seed)
     run_seed = seed if seed is not None else getattr(workload, "seed", 1)
-    options = RunOptions(seed=run_seed, scale=scale, dilation=dilation,
+    options = RunOptions(seed=run_seed, scale=scale, dilation=dilation, budget_pps=budget,
                          hash_seed=hash_seed if hash_seed is not None else spec.load_balancing.hash_seed,
                          captures=list(capture or []),
                          extra={"workload": workload_facts(workload, schedule) | {"path": str(traffic)}})

@@ -10,12 +10,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -24,18 +25,20 @@ import numpy as np
 import pandas as pd
 
 from fabric import __version__
-from fabric.emu.agents import MessagePlan, run_receiver, run_sender
+from fabric.emu.agents import MessagePlan
 from fabric.emu.counters import run_sampler
+from fabric.emu.native import (receiver_binary, rx_to_npz, sender_binary, tx_to_npz, write_plan,
+                               write_receiver_plan)
 from fabric.emu.network import EmulatedFabric
 from fabric.emu.plan import VOQ_BUCKET_PACKETS, build_plan, voq_layout, wire_packet_bytes
 from fabric.emu.scheduler import run_scheduler
-from fabric.emu.scale import DEFAULT_BUDGET_PPS, ScaleChoice, choose_scale
+from fabric.emu.scale import ScaleChoice, choose_scale
 from fabric.errors import EmulationError, SpecError
-from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, PROBE_UDP_PORT
+from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
 from fabric.rundir import write_json, write_table
 from fabric.schedule import normalize, write_schedule
 from fabric.specs import FabricSpec
-from fabric.topology import fabric_facts, hosts
+from fabric.topology import fabric_facts, hosts, path_link_rates_bps
 
 NOISE_PROBE_PAYLOAD_BYTES = 64
 NOISE_PROBE_SPAN_S = 0.4
@@ -54,7 +57,7 @@ class RunOptions:
     dilation: float | None = None  # time dilation D (None: chosen from message bursts)
     captures: list[str] = field(default_factory=list)  # link ids to capture with tcpdump
     payload_bytes: int = DEFAULT_PAYLOAD_BYTES
-    budget_pps: int = DEFAULT_BUDGET_PPS
+    budget_pps: int | None = None  # packets/s (None: this machine's calibrated budget, calibrating first if needed)
     tmax_s: float = 1.0
     sample_interval_s: float = 0.1
     name: str | None = None
@@ -63,6 +66,15 @@ class RunOptions:
 
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
+
+
+def _resolve_budget(given_pps: int | None, report: Callable[[str, float], None]) -> tuple[int, dict]:
+    """The packet budget to plan with, and what run.json says about where it came from."""
+    if given_pps is not None:
+        return int(given_pps), {"source": "--budget", "pps": int(given_pps)}
+    from fabric.emu.calibrate import budget_pps  # lazy: calibrate runs this module's run()
+    cal = budget_pps(progress=lambda message, fraction: report("calibrate", fraction))
+    return cal.budget_pps, cal.run_facts()
 
 
 def emulated_sizes(schedule: pd.DataFrame, k: float, payload_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -129,7 +141,9 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
             raise SpecError("--capture", link_id, f"no such link; links look like {', '.join(sorted(link_ends)[:4])}, ...")
     nic_rate = {h: g.nodes[h]["nic_rate_bps"] for h in known}
     link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
-    choice: ScaleChoice = choose_scale(schedule, nic_rate, link_rates, options.budget_pps,
+    budget_pps, budget_facts = _resolve_budget(options.budget_pps, report)
+    options = replace(options, extra={**options.extra, "budget": budget_facts})
+    choice: ScaleChoice = choose_scale(schedule, nic_rate, link_rates, budget_pps,
                                        options.payload_bytes, options.scale, options.dilation)
     k, dilation = choice.k, choice.dilation
 
@@ -156,6 +170,8 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     ctx = multiprocessing.get_context("fork")
     children: list[multiprocessing.Process] = []
     captures: list[subprocess.Popen] = []
+    senders: list[subprocess.Popen] = []  # compiled senders, each in its own process group
+    receiver: subprocess.Popen | None = None  # the compiled receiver, in its own process group
     fabric = EmulatedFabric(g, plans, work)
     failed = False
     try:
@@ -177,6 +193,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         payload = np.concatenate([np.full(n_probe, NOISE_PROBE_PAYLOAD_BYTES), np.full(len(schedule), options.payload_bytes)])
         last = np.concatenate([np.full(n_probe, NOISE_PROBE_PAYLOAD_BYTES), load_last])
         t_rel = np.concatenate([probes["t_start_s"].to_numpy(), schedule["t_start_s"].to_numpy()])
+        first_s = max(float(schedule["t_start_s"].min()), 0.0)
 
         if options.captures:
             (out_dir / "captures").mkdir()
@@ -207,9 +224,9 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         plan = MessagePlan(src=src, dst=dst, t_start_ns=np.zeros(len(src), dtype=np.int64), packets=packets,
                            payload=payload, last_payload=last, host_pids=pids, host_addrs=addrs,
                            host_rate_bps=[g.nodes[h]["nic_rate_bps"] / (k * dilation) for h in host_names])
-        receiver = ctx.Process(target=run_receiver, name="fabric-receiver",
-                               args=(plan, str(work / "rx.npz"), stop_r, ready_w))
-        agents = [sampler, receiver]
+        receiver_exe = receiver_binary()  # before the agents start: a first build takes a moment
+        write_receiver_plan(work / "rx_plan.bin", plan)
+        agents = [sampler]
         if voqs:
             sched = spec.scheduler
             ncp_group = {n: g.nodes[next(h for h in host_names if g.nodes[h]["edge"] == n)]["group"]
@@ -222,43 +239,73 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         for proc in agents:
             proc.start()
             children.append(proc)
-        for _ in range(len(agents)):
-            ready = os.read(ready_r, 1)
-            if not ready:
+        # The compiled receiver keeps the agents' protocol: one byte on ready_w once its sockets are
+        # bound; it stops (after a last drain) when stop_r becomes readable. Own process group, as the
+        # senders: a terminal's Ctrl-C reaches the runner only, which then kills it (finally).
+        with open(work / "receiver.log", "wb") as log:
+            argv = [str(receiver_exe), str(work / "rx_plan.bin"), str(work / "rx.bin"), str(stop_r), str(ready_w)]
+            receiver = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                        pass_fds=(stop_r, ready_w), start_new_session=True)
+        pending = len(agents) + 1
+        while pending:
+            if select.select([ready_r], [], [], 0.5)[0]:
+                if not os.read(ready_r, 1):
+                    raise EmulationError("an agent failed to start")
+                pending -= 1
+            elif receiver.poll() is not None:
+                why = (work / "receiver.log").read_text(errors="replace").strip().splitlines()
+                raise EmulationError(f"fabric-receiver failed to start (exit code {receiver.returncode}): "
+                                     f"{why[-1] if why else 'no message'}")
+            elif not all(proc.is_alive() for proc in agents):
                 raise EmulationError("an agent failed to start")
+        sender_exe = sender_binary()  # before t0: a first build takes a moment
         t0_ns = time.time_ns() + int((LEAD_S + 0.3) * 1e9)
         # The load's schedule is stretched by the dilation; the noise probes (before t0) are not.
-        wall_rel = np.where(np.arange(len(t_rel)) < n_probe, t_rel, t_rel * dilation)
+        # The load starts at t0 with its first message (a profile may hold its patterns back until
+        # a queue has filled, and waiting out that stretch dilated would only cost wall time).
+        wall_rel = np.where(np.arange(len(t_rel)) < n_probe, t_rel, (t_rel - first_s) * dilation)
         plan.t_start_ns = (t0_ns + np.round(wall_rel * 1e9)).astype(np.int64)
-        senders = []
         for i in range(SENDER_PROCESSES):
             subset = list(range(i, len(host_names), SENDER_PROCESSES))
-            sender = ctx.Process(target=run_sender, name=f"fabric-sender-{i}",
-                                 args=(plan, str(work / f"tx{i}.npz"), subset, HOST_TARGET_QUEUE_PACKETS))
-            sender.start()
-            children.append(sender)
-            senders.append(sender)
+            write_plan(work / f"plan{i}.bin", plan, subset, HOST_TARGET_QUEUE_PACKETS)
+            # Own process group: a terminal's Ctrl-C reaches the runner only, which then kills it (finally).
+            with open(work / f"sender{i}.log", "wb") as log:
+                argv = [str(sender_exe), str(work / f"plan{i}.bin"), str(work / f"tx{i}.bin")]
+                senders.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                                start_new_session=True))
 
-        span_s = float(schedule["t_start_s"].max()) * dilation + LEAD_S + 0.3
+        span_s = (float(schedule["t_start_s"].max()) - first_s) * dilation + LEAD_S + 0.3
         t_begin = time.time()
-        while any(s.is_alive() for s in senders):
-            for s in senders:
-                s.join(0.1)
+        while any(s.poll() is None for s in senders):
+            time.sleep(0.1)
             report("replay", min(0.99, (time.time() - t_begin) / max(span_s, 0.1)))
             for proc in agents:
                 if not proc.is_alive():
                     raise EmulationError(f"{proc.name} died (exit code {proc.exitcode}) during the run")
-        for s in senders:
-            if s.exitcode != 0:
-                raise EmulationError(f"{s.name} failed (exit code {s.exitcode})")
+            if receiver.poll() is not None:
+                raise EmulationError(f"fabric-receiver died (exit code {receiver.returncode}) during the run")
+        for i, s in enumerate(senders):
+            if s.returncode != 0:
+                why = (work / f"sender{i}.log").read_text(errors="replace").strip().splitlines()
+                raise EmulationError(f"sender {i} failed (exit code {s.returncode}): {why[-1] if why else 'no message'}")
+            tx_to_npz(work / f"tx{i}.bin", work / f"tx{i}.npz", plan.total_packets, len(host_names))
         report("replay", 1.0)
         # Wait Tmax for the last packets, then stop the receiver and the sampler.
         time.sleep(options.tmax_s)
-        os.write(stop_w, b"s" * len(agents))
+        os.write(stop_w, b"s" * len(agents))  # the agents and the receiver watch stop_r; none reads it
         for proc in agents:
             proc.join(30)
             if proc.exitcode != 0:
                 raise EmulationError(f"{proc.name} failed (exit code {proc.exitcode})")
+        try:
+            receiver.wait(30)
+        except subprocess.TimeoutExpired:
+            raise EmulationError("fabric-receiver did not stop within 30 s") from None
+        if receiver.returncode != 0:
+            why = (work / "receiver.log").read_text(errors="replace").strip().splitlines()
+            raise EmulationError(f"fabric-receiver failed (exit code {receiver.returncode}): "
+                                 f"{why[-1] if why else 'no message'}")
+        rx_to_npz(work / "rx.bin", work / "rx.npz", plan.total_packets)
         report("collect", 0.5)
     except BaseException:
         failed = True
@@ -275,6 +322,19 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
+        for sender in senders:
+            if sender.poll() is None:
+                try:
+                    os.killpg(sender.pid, signal.SIGKILL)  # its own group: nothing else is in it
+                except ProcessLookupError:
+                    pass
+                sender.wait()
+        if receiver is not None and receiver.poll() is None:
+            try:
+                os.killpg(receiver.pid, signal.SIGKILL)  # its own group: nothing else is in it
+            except ProcessLookupError:
+                pass
+            receiver.wait()
         fabric.teardown()
         signal.signal(signal.SIGTERM, old_sigterm)
         if failed:
@@ -284,13 +344,32 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
                 out_dir.rmdir()
 
     _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, plan, load_emulated,
-                   commands, shapes, pids_gone=list(fabric.pids.values()), started=started, t0_ns=t0_ns)
+                   commands, shapes, pids_gone=list(fabric.pids.values()), started=started, t0_ns=t0_ns,
+                   first_s=first_s)
     report("collect", 1.0)
     return out_dir
 
 
+def serialization_ns(g: nx.MultiGraph, src: np.ndarray, dst: np.ndarray, payload_bytes: np.ndarray,
+                     k: float) -> np.ndarray:
+    """Each packet's serialization at every hop it crosses, in virtual ns (emulated rates ÷ k).
+
+    A veth hands a packet to its peer at once and HTB releases a packet at the start of its
+    transmission, so the kernel's receive stamp misses the time a real store-and-forward hop takes
+    to clock the packet out. The recorder adds it back (``packets.ser_ns``) so that no message can
+    arrive faster than its bytes at line rate.
+    """
+    names = hosts(g)
+    inv_rate = np.zeros((len(names), len(names)))
+    for s_idx, d_idx in set(zip(np.asarray(src).tolist(), np.asarray(dst).tolist())):
+        rates = path_link_rates_bps(g, names[s_idx], names[d_idx])
+        inv_rate[s_idx, d_idx] = sum(k / r for r in rates)
+    wire_bits = (np.asarray(payload_bytes, np.float64) + WIRE_OVERHEAD_BYTES) * 8.0
+    return np.rint(wire_bits * 1e9 * inv_rate[src, dst]).astype(np.int64)
+
+
 def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, plan: MessagePlan, load_emulated,
-                   commands, shapes, pids_gone, started, t0_ns) -> None:
+                   commands, shapes, pids_gone, started, t0_ns, first_s=0.0) -> None:
     host_names = hosts(g)
     parts = [np.load(work / f"tx{i}.npz") for i in range(SENDER_PROCESSES)]
     tx = {"tx_ns": np.maximum.reduce([p["tx_ns"] for p in parts]),
@@ -314,12 +393,15 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         return np.where(t_ns >= 0, t0_ns + np.round((t_ns - t0_ns) / dilation), -1).astype(np.int64)
 
     msg_ids = np.concatenate([probes["msg_id"].to_numpy(), schedule["msg_id"].to_numpy()])
+    is_probe = wire < n_probe
+    ser_ns = np.where(is_probe, 0, serialization_ns(g, plan.src[wire], plan.dst[wire], sizes, choice.k))
+    rx_virtual = virtual(rx["rx_ns"])
     frame = pd.DataFrame({
         "msg_id": msg_ids[wire], "seq": seq, "src": names[plan.src[wire]], "dst": names[plan.dst[wire]],
         "bytes": sizes, "tx_ns": virtual(np.where(tx["tx_ns"] >= 0, tx["tx_ns"], tx["tx_user_ns"])),
-        "rx_ns": virtual(rx["rx_ns"]), "copies": rx["copies"], "path": rx["path"],
+        "rx_ns": np.where(rx_virtual >= 0, rx_virtual + ser_ns, -1), "copies": rx["copies"], "path": rx["path"],
+        "ser_ns": ser_ns,
     })
-    is_probe = wire < n_probe
     write_table(out_dir, "noise", frame[is_probe])
     write_table(out_dir, "packets", frame[~is_probe].reset_index(drop=True))
 
@@ -327,7 +409,7 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
     load = ~is_probe
     starts = offsets[n_probe:] - offsets[n_probe]
     tx_load = virtual(tx["tx_user_ns"][load])
-    rx_load = virtual(rx["rx_ns"][load])
+    rx_load = frame["rx_ns"].to_numpy()[load]
     received = rx["copies"][load] > 0
     counts = plan.packets[n_probe:]
     first_idx = starts
@@ -378,6 +460,7 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         "topology": {"path": spec.source, "sha256": spec.content_sha256, "spec": _jsonable(spec.to_dict()),
                      "facts": fabric_facts(g)},
         "workload": options.extra.get("workload", {}),
+        "budget": options.extra.get("budget"),  # where the packet budget came from (calibration or --budget)
         "seed": options.seed,
         "hash_seed": options.hash_seed,
         "scale_k": choice.k,
@@ -388,7 +471,9 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
                     "stretched by D) and all recorded times were divided by D"},
         "payload_bytes": options.payload_bytes,
         "noise_probe_payload_bytes": NOISE_PROBE_PAYLOAD_BYTES,
-        "t0_ns": int(t0_ns),
+        # The instant schedule time 0 maps to (virtual): the load's first message started at t0_ns
+        # of the wall clock, which is schedule time first_s.
+        "t0_ns": int(t0_ns) - int(round(first_s * 1e9)),
         "tmax_ns": int(options.tmax_s * 1e9 / dilation),
         "dilation": dilation,
         "clock": ("packets, noise, messages and links are in virtual (undilated) time: wall time since t0 "
@@ -402,7 +487,8 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         "sender_refused": int(tx["refused"]),
         "receiver_foreign_packets": int(rx["unknown"]),
         "links_shaped": [dict(link_id=s.link_id, node=s.node, peer=s.peer, ifname=s.ifname, kind=s.kind,
-                              rate_bps=s.rate_bps, buffer_bytes=s.buffer_bytes) for s in shapes],
+                              rate_bps=s.rate_bps, buffer_bytes=s.buffer_bytes, burst_bytes=s.burst_bytes)
+                         for s in shapes],
         "commands": commands,
         "captures": sorted(options.captures),
         "scheduler": scheduler_facts,
