@@ -1,9 +1,9 @@
 """Choosing the scale factor ``k`` and the time dilation ``D`` from the machine's packet budget.
 
-Software forwarding on a small VM carries about 50k full-size packets per second in total; a
-400G fabric is therefore emulated with rates, message sizes and buffers divided by ``k``
-(DESIGN.md §4). Times are unchanged by construction (size/rate is invariant), so results come out
-in real time.
+Software forwarding on a small VM carries some tens of thousands of full-size packets per second
+in total (measured per machine and boot: :mod:`fabric.emu.calibrate`); a 400G fabric is therefore
+emulated with rates, message sizes and buffers divided by ``k`` (DESIGN.md §4). Times are
+unchanged by construction (size/rate is invariant), so results come out in real time.
 
 ``k`` is chosen from the workload's *peak* offered bit rate: each host sends its messages back to
 back at its NIC rate (the contention-free timeline) and the largest sum of simultaneous sending
@@ -31,8 +31,10 @@ import pandas as pd
 from fabric.errors import BudgetError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES
 
-# The machine forwards ~45-50k packets/s at most (make bench), but senders start falling behind
-# their schedule well before that; 30k keeps them on time (sender shortfall under ~2%).
+# Runs plan with the budget measured on the machine (fabric.emu.calibrate: machines of one kind
+# differ by 2x). This figure is only a provisional fallback where no measurement can exist yet:
+# planning before root is checked (`fabric compare` validates every design up front, then re-plans
+# with the calibrated budget) and callers of choose_scale that give no budget (unit tests).
 DEFAULT_BUDGET_PPS = 30_000
 # HTB stays accurate down to about 1 Mbit/s; below it, scaling has gone too far.
 MIN_EMULATED_RATE_BPS = 1_000_000
@@ -44,7 +46,15 @@ MAX_EMULATED_RATE_BPS = 500_000_000
 # A burst must be pushed through the fabric within this much virtual time: about a collective
 # step of a 16-rank all-to-all (hundreds of µs to a ms), so the CPU does not serialize its packets.
 BURST_WINDOW_S = 0.001
-MAX_DILATION = 20.0
+MAX_DILATION = 200.0
+# Resolution: the messages that set η (KV transfers, all-to-alls, all-reduces, incasts) should keep
+# several packets each, or their completion measures packet granularity instead of the fabric. The
+# scale choice trades k for time dilation (same packets/s, smaller k, longer run) until the median
+# such message has RESOLUTION_PACKETS packets, as long as the run's wall time stays within
+# WALL_BUDGET_S (schedule span × D); what it could not reach shows in the `resolution` signal.
+RESOLUTION_PACKETS = 4
+WALL_BUDGET_S = 30.0
+ETA_KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast")
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,8 @@ class ScaleChoice:
     peak_burst_packets: int
     budget_pps: int
     reason: str
+    # Median packets per message of the classes that set η, at the chosen k (None: no such class).
+    resolution_packets: float | None = None
 
     @property
     def rate_divisor(self) -> float:
@@ -176,12 +188,17 @@ def choose_scale(schedule: pd.DataFrame, nic_rate_bps: dict[str, float], link_ra
         if chosen < 1 or chosen > k_max:
             raise BudgetError(f"--scale {k:g} is outside 1..{k_max:.4g} (slowest link must stay above "
                               f"{MIN_EMULATED_RATE_BPS / 1e6:g} Mbit/s emulated)")
-        if chosen < k_min_rate:
-            raise BudgetError(f"--scale {k:g} would emulate links above {MAX_EMULATED_RATE_BPS / 1e9:g} Gbit/s; "
-                              f"use at least {k_min_rate:.4g}")
+    traded = 1.0
+    if k is None and dilation is None:
+        resolved_k = resolution_k(schedule, need, payload_bytes)
+        if resolved_k < chosen:
+            traded = math.ceil(need / resolved_k * 10) / 10
+            chosen = resolved_k
+            reason += (f"; k lowered to {chosen:g} and time dilated {traded:g}x (same packets/s) so the messages "
+                       f"that set eta keep up to {RESOLUTION_PACKETS} packets within ~{WALL_BUDGET_S:g} s of wall time")
     burst = peak_burst_packets(schedule, chosen, payload_bytes, nic_rate_bps)
     if dilation is None:
-        dilation = choose_dilation(burst, budget_pps)
+        dilation = max(traded, choose_dilation(burst, budget_pps))
         if dilation > MAX_DILATION:
             raise BudgetError(
                 f"offered load cannot be emulated here: {burst} packets start within {BURST_WINDOW_S * 1e3:g} ms "
@@ -190,11 +207,37 @@ def choose_scale(schedule: pd.DataFrame, nic_rate_bps: dict[str, float], link_ra
     elif not 1 <= dilation <= MAX_DILATION:
         raise BudgetError(f"--dilation {dilation:g} is outside 1..{MAX_DILATION:g}")
     dilation = float(dilation)
+    if chosen * dilation < k_min_rate * (1 - 1e-9):
+        raise BudgetError(f"--scale {chosen:g} x dilation {dilation:g} would emulate links above "
+                          f"{MAX_EMULATED_RATE_BPS / 1e9:g} Gbit/s; k x D must be at least {k_min_rate:.4g}")
     if chosen * dilation > k_max:
         raise BudgetError(f"k {chosen:g} x dilation {dilation:g} would shape the slowest link below "
                           f"{MIN_EMULATED_RATE_BPS / 1e6:g} Mbit/s; lower the load or the burst")
-    if dilation > 1:
+    if dilation > traded:
         reason += f"; time dilation {dilation:g} because {burst} packets start within {BURST_WINDOW_S * 1e3:g} ms"
     return ScaleChoice(k=chosen, dilation=dilation, peak_offered_bps=peak, mean_offered_bps=mean,
                        peak_pps_emulated=peak / chosen / dilation / bits_per_packet, peak_burst_packets=burst,
-                       budget_pps=budget_pps, reason=reason)
+                       budget_pps=budget_pps, reason=reason,
+                       resolution_packets=eta_resolution_packets(schedule, chosen, payload_bytes))
+
+
+def eta_resolution_packets(schedule: pd.DataFrame, k: float, payload_bytes: int) -> float | None:
+    """Median packets per message, at scale ``k``, of the message kinds that set η."""
+    sizes = schedule.loc[schedule["kind"].isin(ETA_KINDS), "bytes"].to_numpy(np.float64)
+    if sizes.size == 0:
+        return None
+    return float(np.median(np.maximum(1.0, np.ceil(sizes / k / payload_bytes))))
+
+
+def resolution_k(schedule: pd.DataFrame, need: float, payload_bytes: int) -> float:
+    """The smallest nice k that keeps the median η-setting message at :data:`RESOLUTION_PACKETS`
+    packets, when the rest of the rate division ``need / k`` is done by time dilation within
+    :data:`WALL_BUDGET_S` of schedule × D and :data:`MAX_DILATION` (``nice_ceiling(need)``: no trade)."""
+    plain = nice_ceiling(need)
+    sizes = schedule.loc[schedule["kind"].isin(ETA_KINDS), "bytes"].to_numpy(np.float64)
+    if sizes.size == 0:
+        return plain
+    span_s = max(float(schedule["t_start_s"].max() - schedule["t_start_s"].min()), 1e-3)
+    most_dilation = max(1.0, min(MAX_DILATION, WALL_BUDGET_S / span_s))
+    wanted = float(np.median(sizes)) / (RESOLUTION_PACKETS * payload_bytes)
+    return min(plain, nice_ceiling(max(wanted, need / most_dilation, 1.0)))

@@ -42,7 +42,7 @@ def test_show_json_figures_match_schedule(tmp_path):
     frame = read_schedule(out)
     assert summary["messages"] == len(frame)
     assert summary["bytes"] == int(frame["bytes"].sum())
-    assert summary["offered_load_bps"] == pytest.approx(frame["bytes"].sum() * 8 / 2.0)
+    assert summary["offered_load_bps"] == pytest.approx(frame["bytes"].sum() * 8 / 0.25)  # over the 250 ms window
     matrix = summary["edge_matrix_bytes"]
     assert sum(map(sum, matrix["bytes"])) == summary["bytes"]
 

@@ -50,7 +50,7 @@ def test_shipped_profiles_and_designs_exist():
 def test_every_shipped_profile_runs_on_every_16_host_design(profile, design):
     g = build_fabric(load_fabric_spec(design))
     wl = load_workload(profile)
-    assert wl.description and 2 <= wl.duration_s <= 5
+    assert wl.description and 0.1 <= wl.duration_s <= 5
     assert profile.read_text().startswith("#"), "profiles open with a comment saying what they model"
     frame = generate_schedule(wl, g)
     assert len(frame) > 0
