@@ -21,7 +21,7 @@ Layout (see :func:`analyze_run`)::
     scale{k, meaning, payload_bytes}  run{tmax_ns, packet_records, ...}
     classes.<kind>{owd_us, loss_ratio, loss, loss_episodes, pdv_us, ipdv_us, rfc3550_j_us,
                    rfc3550_j_max_us, reorder, goodput_bps, mct_ms, slowdown, messages}
-    groups.<kind>{completion_ms, groups, recovered}   fairness.<kind>{jain, ...}
+    groups.<kind>{completion_ms, slowdown, groups, recovered}   fairness.<kind>{jain, ...}
     links.<link_id:node->peer[/queue]>{...}   spine_imbalance{max_over_mean, shares, up, down}
     noise_floor{owd_us}   loss_recovery{model, rto_ns, ...}   fidelity{verdict, ...}
 """
@@ -382,11 +382,16 @@ def analyze_frames(frames: dict) -> dict:
         classes[name] = cm
         fairness[name] = fair
 
+    ideal = comp["ideal_ns"].to_numpy()
+    ideal_done = np.where(np.isfinite(ideal), msgs["t_sched_ns"].to_numpy(np.int64) + np.rint(np.nan_to_num(ideal)).astype(np.int64), -1)
     gc = C.group_completion(msgs["group"].to_numpy(dtype=object), kinds, msgs["t_sched_ns"].to_numpy(),
-                            comp["done_ns"].to_numpy(), comp["recovered"].to_numpy())
+                            comp["done_ns"].to_numpy(), comp["recovered"].to_numpy(), ideal_done)
     groups = {}
     for kind, g in gc.groupby("kind", sort=True):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slowdown = (g["completion_ns"] / g["ideal_ns"]).to_numpy(np.float64)
         groups[str(kind)] = {"completion_ms": M.value_stats(g["completion_ns"].dropna().to_numpy(), unit=1e6),
+                             "slowdown": M.value_stats(slowdown[np.isfinite(slowdown)]),
                              "groups": int(len(g)), "recovered": int(g["recovered"].sum()),
                              "members_max": int(g["members"].max())}
 

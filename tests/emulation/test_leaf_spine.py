@@ -71,7 +71,8 @@ def test_incast_loss_and_queueing_delay_follow_the_buffer(emulate):
     loss = 1 - (packets.copies > 0).mean()
     assert loss == pytest.approx(0.75, rel=0.10), f"incast loss {loss:.3f}"
     got = packets[packets.copies > 0]
-    owd_s = (got.rx_ns - got.tx_ns) / 1e9
+    # Queueing = one-way delay less the packet's own serialization at each hop and the idle path.
+    owd_s = (got.rx_ns - got.ser_ns - got.tx_ns) / 1e9
     noise = pd.read_parquet(run_dir / "noise.parquet")
     noise_owd_s = (noise.rx_ns - noise.tx_ns) / 1e9
     rate_bps = 100e9 / k

@@ -11,10 +11,19 @@ from fabric.specs import parse_fabric_spec
 from tests.emulation.conftest import messages, small_spec
 
 K = 1000.0
-# Slack for the emulator's own software path on a busy machine (its noise floor p99 is 20-90 µs):
-# well under one packet time at this scale (330 µs), and an order of magnitude below what a victim
-# sharing a congested ECMP path suffers.
-NOISE_TOLERANCE_US = 150.0
+
+
+def noise_tolerance_us(*run_dirs) -> float:
+    """Slack for the emulator's own software path, from what this machine measured: twice the
+    worst idle-fabric probe p99 (the noise floor) of the runs compared. It is well under one packet
+    time at this scale (330 µs) on a healthy machine and an order of magnitude below what a victim
+    sharing a congested ECMP path suffers."""
+    worst = 0.0
+    for run_dir in run_dirs:
+        noise = pd.read_parquet(run_dir / "noise.parquet")
+        got = noise[noise.rx_ns >= 0]
+        worst = max(worst, float(np.percentile((got.rx_ns - got.tx_ns) / 1e3, 99)))
+    return 2 * worst
 
 
 def scheduled_spec(**overrides):
@@ -66,7 +75,8 @@ def _victim_p99_us(packets: pd.DataFrame, msgs: pd.DataFrame, window_s: tuple[fl
     t = (v.tx_ns - t0) / 1e9
     sel = v[(t >= window_s[0]) & (t < window_s[1])]
     assert len(sel) > 100
-    return float(np.percentile((sel.rx_ns - sel.tx_ns) / 1e3, 99))
+    # Delay beyond the packets' own serialization (the same for every victim packet): what queues add.
+    return float(np.percentile((sel.rx_ns - sel.ser_ns - sel.tx_ns) / 1e3, 99))
 
 
 def _victim_alone():
@@ -75,9 +85,10 @@ def _victim_alone():
 
 def test_scheduled_fabric_absorbs_incast_in_voqs_and_isolates_the_victim(emulate):
     spec = scheduled_spec()
-    _, _, idle_packets, idle_msgs, _ = emulate(spec, _victim_alone(), scale=K)
+    idle_dir, _, idle_packets, idle_msgs, _ = emulate(spec, _victim_alone(), scale=K)
     idle_p99 = _victim_p99_us(idle_packets, idle_msgs, (0.25, 1.0))
     run_dir, run_json, packets, msgs, links = emulate(spec, _incast_and_victim(), scale=K)
+    tolerance_us = noise_tolerance_us(idle_dir, run_dir)
     # No drops on any fabric link or egress port: only the ingress VOQs hold (and drop) the excess.
     last = links[links.t_ns == links.t_ns.max()]
     assert last[(last.kind != "voq") & (last.drops > 0)].empty, last[last.drops > 0]
@@ -92,7 +103,7 @@ def test_scheduled_fabric_absorbs_incast_in_voqs_and_isolates_the_victim(emulate
     during_p99 = _victim_p99_us(packets, msgs, (0.25, 1.0))
     print(f"\nscheduled: victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle; "
           f"VOQ drops to h0 {voq_h0.drops.tolist()}; NCF shares {(fabric_up / fabric_up.sum()).round(4).to_dict()}")
-    assert during_p99 <= 2 * idle_p99 + NOISE_TOLERANCE_US, \
+    assert during_p99 <= 2 * idle_p99 + tolerance_us, \
         f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
     # Scheduler fidelity: grants to a port never exceed its capacity; ticks are recorded.
     ticks = pd.read_parquet(run_dir / "scheduler.parquet")
@@ -106,15 +117,16 @@ def test_scheduled_fabric_absorbs_incast_in_voqs_and_isolates_the_victim(emulate
 
 def test_ecmp_victim_sharing_a_congested_path_suffers(emulate):
     spec = ecmp_spec()
-    _, _, idle_packets, idle_msgs, _ = emulate(spec, _victim_alone(), scale=K, hash_seed=7)
+    idle_dir, _, idle_packets, idle_msgs, _ = emulate(spec, _victim_alone(), scale=K, hash_seed=7)
     idle_p99 = _victim_p99_us(idle_packets, idle_msgs, (0.25, 1.0))
-    _, _, packets, msgs, links = emulate(spec, _incast_and_victim(), scale=K, hash_seed=7)
+    run_dir, _, packets, msgs, links = emulate(spec, _incast_and_victim(), scale=K, hash_seed=7)
+    tolerance_us = noise_tolerance_us(idle_dir, run_dir)
     victim_path = packets[packets.msg_id.isin(msgs[msgs.kind == "victim"].msg_id) & (packets.copies > 0)].path
     incast_paths = set(packets[packets.msg_id.isin(msgs[msgs.kind == "incast"].msg_id) & (packets.copies > 0)].path)
     assert set(victim_path) & incast_paths, "with this seed the victim should share a spine with the incast"
     during_p99 = _victim_p99_us(packets, msgs, (0.25, 1.0))
     print(f"\nECMP victim p99: {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle")
-    assert during_p99 > 2 * idle_p99 + NOISE_TOLERANCE_US, \
+    assert during_p99 > 2 * idle_p99 + tolerance_us, \
         f"victim p99 {during_p99:.0f} us during incast vs {idle_p99:.0f} us idle"
     last = links[links.t_ns == links.t_ns.max()]
     assert last[(last.kind == "fabric") & (last.drops > 0)].shape[0] > 0, "ECMP collisions should drop in the fabric"

@@ -1,0 +1,129 @@
+"""An idle fabric is not charged: each shipped pattern alone at ≤ 1% load on each shipped design
+completes as the contention-free ideal says (slowdown ≈ 1, η ≈ 1), and no message beats physics.
+
+Each shipped profile is generated on the design, then thinned to a few of its groups (a KV
+request's shards, one all-to-all or all-reduce step, one incast) placed one after another with 100×
+their own busy time between them, so every NIC is busy at most 1% of the time and no two groups
+meet. What is left to measure is the emulator itself: its per-packet latency and packet
+granularity, which the completion model's ideal accounts for (fabric.analysis.completion).
+
+What does not hold yet is marked where it is parametrized (KNOWN_GAPS), with the measured figure:
+those cases still run and report (xfail), so a fix shows up as XPASS.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fabric import economics as E
+from fabric.analysis.fidelity import ETA_KINDS
+from fabric.analysis.run_metrics import write_metrics
+from fabric.commands.run import workload_facts
+from fabric.emu.runner import RunOptions, run
+from fabric.specs import load_fabric_spec
+from fabric.topology import build_fabric, hosts
+from fabric.workloads import generate_schedule, load_workload
+
+REPO = Path(__file__).resolve().parents[2]
+DESIGNS = ["leaf-spine-ecmp", "leaf-spine-spray", "scheduled-fabric"]
+# mixed-inference is the other profiles' patterns together (KV, MoE all-to-all, background).
+PROFILES = sorted(p.stem for p in (REPO / "traffic").glob("*.yaml") if p.stem != "mixed-inference")
+UNITS_PER_KIND = 2
+DUTY = 0.01
+SLOWDOWN_TOLERANCE = 0.05
+ETA_TOLERANCE = 0.02
+
+
+SCHEDULED_TICK = ("the credit scheduler grants every 5 ms of wall time and a new VOQ starts with 1/4 of its port "
+                  "until the next tick; the ideal has no credit loop (measured group slowdown 1.14-1.46, eta 0.92-0.97)")
+KNOWN_GAPS = {
+    ("leaf-spine-ecmp", "incast"): "a 4 x 64 MB incast overflows the 8 MB port even alone: loss and RTO are the "
+                                   "pattern's own, not an idle fabric's",
+    ("leaf-spine-spray", "incast"): "a 4 x 64 MB incast overflows the 8 MB port even alone: loss and RTO are the "
+                                    "pattern's own, not an idle fabric's",
+    ("leaf-spine-ecmp", "moe-deepseek-v3-decode"): "power-law experts: the dispatch into the hottest rank overflows its "
+                                                   "port buffer even alone (5.7% loss, group slowdown 8 from the RTO)",
+    ("leaf-spine-spray", "moe-deepseek-v3-decode"): "power-law experts: the dispatch into the hottest rank overflows "
+                                                    "its port buffer even alone (5.7% loss, group slowdown 8 from the RTO)",
+    ("leaf-spine-ecmp", "permutation"): "three-packet messages finish 16-20% behind the ideal; not yet explained",
+    ("leaf-spine-spray", "permutation"): "three-packet messages finish 16-20% behind the ideal; not yet explained",
+    ("leaf-spine-ecmp", "tp-allreduce-405b"): "ring steps of one- and two-packet messages: group slowdown 0.93, "
+                                              "eta_tp 0.92-0.97; the packet-granular ideal of a ring is not exact",
+    ("leaf-spine-spray", "tp-allreduce-405b"): "ring steps of one- and two-packet messages: group slowdown 0.93, "
+                                               "eta_tp 0.92-0.97; the packet-granular ideal of a ring is not exact",
+    ("leaf-spine-spray", "disagg-llama70b"): "KV group slowdown 1.05 on the edge of the 5% bound (1.03 on ECMP)",
+}
+# The all-to-all cases take a minute each (time dilation ~100); their gap is stated above.
+SLOW_AND_KNOWN = {"moe-deepseek-v3-decode"}
+
+
+def _cases():
+    for design in DESIGNS:
+        for profile in PROFILES:
+            gap = SCHEDULED_TICK if design == "scheduled-fabric" else KNOWN_GAPS.get((design, profile))
+            marks = []
+            if gap and profile in SLOW_AND_KNOWN:
+                marks.append(pytest.mark.skip(reason=f"known gap: {gap}"))
+            elif gap:
+                marks.append(pytest.mark.xfail(reason=f"known gap: {gap}", strict=False))
+            yield pytest.param(design, profile, id=f"{design}-{profile}", marks=marks)
+
+
+def idle_schedule(schedule: pd.DataFrame, nic_bps: dict[str, float]) -> pd.DataFrame:
+    """A few units (groups, or single ungrouped messages) per kind, one after another at ≤ 1% load."""
+    s = schedule.copy()
+    s["unit"] = np.where(s["group"].astype(str) != "", s["kind"].astype(str) + "/" + s["group"].astype(str),
+                         "msg/" + s["msg_id"].astype(str))
+    first = s.groupby("unit")["t_start_s"].min().rename("u_start")
+    s = s.join(first, on="unit")
+    keep = (s.drop_duplicates("unit").sort_values(["kind", "u_start", "unit"])
+            .groupby("kind").head(UNITS_PER_KIND)["unit"])
+    s = s[s["unit"].isin(set(keep))].copy()
+    s["offset_s"] = s["t_start_s"] - s["u_start"]
+    rows, t = [], 0.0
+    for _, unit in s.sort_values(["u_start", "unit"]).groupby("unit", sort=False):
+        sent = unit.groupby("src")["bytes"].sum() * 8 / unit["src"].map(nic_bps).groupby(unit["src"]).first()
+        received = unit.groupby("dst")["bytes"].sum() * 8 / unit["dst"].map(nic_bps).groupby(unit["dst"]).first()
+        busy_s = max(sent.max(), received.max())
+        rows.append(unit.assign(t_start_s=t + unit["offset_s"]))
+        t += unit["offset_s"].max() + busy_s / DUTY
+    out = pd.concat(rows).drop(columns=["unit", "u_start", "offset_s"])
+    out["msg_id"] = np.arange(len(out))
+    return out.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("design, profile", list(_cases()))
+def test_each_pattern_alone_on_an_idle_fabric_is_not_charged(tmp_path, design, profile):
+    spec = load_fabric_spec(REPO / "topologies" / f"{design}.yaml")
+    g = build_fabric(spec)
+    workload = load_workload(REPO / "traffic" / f"{profile}.yaml")
+    nic = {h: g.nodes[h]["nic_rate_bps"] for h in hosts(g)}
+    schedule = idle_schedule(generate_schedule(workload, g), nic)
+    out = tmp_path / "run"
+    run(spec, g, schedule, out, RunOptions(extra={"workload": workload_facts(workload, schedule)}))
+    metrics = write_metrics(out)
+    run_json = json.loads((out / "run.json").read_text())
+    scale = f"k = {run_json['scale_k']:g}, D = {run_json['dilation']:g}"
+
+    causality = metrics["fidelity"]["detail"]["causality"]
+    assert causality["violations"] == 0, causality
+    for kind, c in metrics["classes"].items():
+        # Collectives, requests and incasts complete as groups (the figure η is made of); streams of
+        # independent messages (background, victim, permutation rounds) message by message.
+        by_group = kind in ETA_KINDS
+        stats = metrics["groups"][kind]["slowdown"] if by_group else c["slowdown"]
+        p50 = stats["p50"]
+        print(f"\n{design} {profile} {kind}: {'group' if by_group else 'message'} slowdown p50 {p50:.3f} "
+              f"p99 {stats['p99']:.3f} (message p50 {c['slowdown']['p50']:.3f}; {scale}, {c['messages']['count']} "
+              f"messages, one-packet share {metrics['fidelity']['detail']['resolution'].get(kind)})")
+        assert abs(p50 - 1) <= SLOWDOWN_TOLERANCE, f"{kind}: slowdown p50 {p50:.3f} on an idle fabric ({scale})"
+    eta = E.cpmt_for_run(out)["eta"]
+    for pattern in ("kv", "moe", "tp"):
+        if eta.get(pattern) is not None:
+            print(f"{design} {profile}: eta_{pattern} = {eta[pattern]:.4f}")
+            assert abs(eta[pattern] - 1) <= ETA_TOLERANCE, f"eta_{pattern} = {eta[pattern]:.4f} on an idle fabric"
