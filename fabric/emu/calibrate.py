@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fabric import __version__
+from fabric.emu.native import cache_dir
 from fabric.errors import EmulationError
 
 SAFETY_MARGIN = 0.8
@@ -95,14 +96,6 @@ def machine_key() -> dict:
     """What the budget depends on; a cached calibration is fresh only when all of it matches."""
     return {"kernel": platform.release(), "cpus": os.cpu_count() or 1, "boot_id": _boot_id(),
             "fabric_version": __version__, "sender": sender_implementation()}
-
-
-def cache_dir() -> Path:
-    if os.environ.get("FABRIC_CACHE_DIR"):
-        return Path(os.environ["FABRIC_CACHE_DIR"])
-    if os.geteuid() == 0:
-        return Path("/var/cache/fabric")
-    return Path.home() / ".cache" / "fabric"
 
 
 def cache_path() -> Path:

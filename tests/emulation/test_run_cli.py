@@ -152,8 +152,9 @@ def _processes_in(inodes: set[int]) -> list[int]:
 
 def test_sigint_mid_run_leaves_no_namespace_veth_or_agent_process(tmp_path):
     out = tmp_path / "interrupted"
+    # mixed-inference replays for ~30 s (time dilation): the interrupt surely lands mid-replay.
     proc = subprocess.Popen([FABRIC, "run", "--topo", "topologies/leaf-spine-ecmp.yaml", "--traffic",
-                             "traffic/permutation.yaml", "--out", str(out), "--quiet"],
+                             "traffic/mixed-inference.yaml", "--out", str(out), "--quiet"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     own_inode = _netns_inode(os.getpid())
     try:
