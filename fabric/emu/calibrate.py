@@ -80,7 +80,7 @@ EMU_DIR = Path(__file__).resolve().parent
 def sender_implementation(emu: Path = EMU_DIR) -> dict:
     """Which traffic agents the emulator uses and a hash of their sources: new agents need a new
     budget (the receiver shares the CPUs with the senders, so it counts too)."""
-    sources = [emu / "sender.c", emu / "receiver.c"]
+    sources = [emu / "sender.c", emu / "receiver.c", emu / "agent_common.h"]
     digest = hashlib.sha256(b"".join(_sha256(p).encode() for p in sources if p.exists())).hexdigest()
     return {"impl": "native", "source": "+".join(p.name for p in sources), "sha256": digest}
 

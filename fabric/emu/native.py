@@ -59,6 +59,7 @@ from fabric.errors import EnvironmentNotReady
 from fabric.probe import MAGIC, PROBE_UDP_PORT
 
 SOURCES = {"sender": Path(__file__).with_name("sender.c"), "receiver": Path(__file__).with_name("receiver.c")}
+COMMON_HEADER = Path(__file__).with_name("agent_common.h")  # included by both: part of each build's key
 SOURCE = SOURCES["sender"]
 PLAN_MAGIC = b"FABPLAN1"
 PLAN_HEADER = np.dtype([("magic", "S8"), ("n_msgs", "<i8"), ("n_hosts", "<i8"), ("n_subset", "<i8"),
@@ -80,7 +81,7 @@ def cache_dir() -> Path:
 
 def binary_path(program: str = "sender") -> Path:
     """Where ``program`` ("sender" or "receiver") built from its current source lives (it may not exist yet)."""
-    digest = hashlib.sha256(SOURCES[program].read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(SOURCES[program].read_bytes() + COMMON_HEADER.read_bytes()).hexdigest()[:16]
     return cache_dir() / f"fabric-{program}-{digest}"
 
 

@@ -65,6 +65,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define AGENT_NAME "fabric-receiver"
+#include "agent_common.h"
+
 #define PLAN_MAGIC "FABRECV1"
 #define PLAN_HEADER_FIELDS 4
 #define PROBE_HEADER_BYTES 28
@@ -73,17 +76,6 @@
 #define RECEIVER_NICE 0             /* normal: the senders (-10) wake up first */
 #define COALESCE_NS 1000000LL       /* pause after a drain that found packets */
 #define POLL_TIMEOUT_MS 500
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "fabric-receiver: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
 
 static volatile sig_atomic_t stop_signal;
 
@@ -101,24 +93,6 @@ struct plan {
     int64_t *offset;          /* first packet index of each message */
     int64_t total_packets;
 };
-
-static void *read_whole_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        die("cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0)
-        die("cannot stat %s: %s", path, strerror(errno));
-    *size = (size_t)st.st_size;
-    char *buf = malloc(*size + 1);
-    if (!buf)
-        die("out of memory reading %s (%zu bytes)", path, *size);
-    if (*size && fread(buf, 1, *size, f) != *size)
-        die("cannot read %s: %s", path, strerror(errno));
-    fclose(f);
-    return buf;
-}
 
 static void load_plan(const char *path, struct plan *p)
 {

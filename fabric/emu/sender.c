@@ -78,6 +78,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define AGENT_NAME "fabric-sender"
+#include "agent_common.h"
+
 #define PLAN_MAGIC "FABPLAN1"
 #define PLAN_HEADER_FIELDS 6
 #define UDP_HEADER_BYTES 8
@@ -93,17 +96,6 @@
 #define FINAL_WAIT_NS 50000000LL    /* after the last NIC queue drains, wait this long for stamps */
 #define LONG_SLEEP_NS 5000000LL     /* a sleep longer than this ends SPIN_GUARD_NS early, then spins */
 #define SPIN_GUARD_NS 2000000LL
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "fabric-sender: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
 
 static int64_t now_ns(void)
 {
@@ -139,24 +131,6 @@ struct plan {
     int64_t *offset;          /* first packet index of each message */
     int64_t total_packets;
 };
-
-static void *read_whole_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        die("cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0)
-        die("cannot stat %s: %s", path, strerror(errno));
-    *size = (size_t)st.st_size;
-    char *buf = malloc(*size + 1);
-    if (!buf)
-        die("out of memory reading %s (%zu bytes)", path, *size);
-    if (*size && fread(buf, 1, *size, f) != *size)
-        die("cannot read %s: %s", path, strerror(errno));
-    fclose(f);
-    return buf;
-}
 
 static void load_plan(const char *path, struct plan *p)
 {

@@ -57,7 +57,7 @@ def test_plan_file_round_trip(tmp_path):
 def test_binary_builds_once_per_source_into_the_cache(sender, monkeypatch):
     assert sender.exists() and sender.stat().st_mode & 0o111
     monkeypatch.setenv("FABRIC_CACHE_DIR", str(sender.parent))
-    digest = hashlib.sha256(native.SOURCE.read_bytes()).hexdigest()
+    digest = hashlib.sha256(native.SOURCE.read_bytes() + native.COMMON_HEADER.read_bytes()).hexdigest()
     assert native.binary_path() == sender and digest[:16] in sender.name  # keyed by the source hash
     mtime = sender.stat().st_mtime_ns
     assert native.sender_binary() == sender and sender.stat().st_mtime_ns == mtime  # cached, not rebuilt
@@ -153,7 +153,7 @@ def test_receiver_plan_file_round_trip(tmp_path):
 def test_both_binaries_build_once_per_source_into_the_cache(sender, receiver, monkeypatch):
     assert receiver.exists() and receiver.stat().st_mode & 0o111
     monkeypatch.setenv("FABRIC_CACHE_DIR", str(receiver.parent))
-    digest = hashlib.sha256(native.SOURCES["receiver"].read_bytes()).hexdigest()
+    digest = hashlib.sha256(native.SOURCES["receiver"].read_bytes() + native.COMMON_HEADER.read_bytes()).hexdigest()
     assert native.binary_path("receiver") == receiver and digest[:16] in receiver.name
     assert receiver.name.startswith("fabric-receiver-") and sender.name.startswith("fabric-sender-")
     mtime = receiver.stat().st_mtime_ns
