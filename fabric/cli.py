@@ -6,6 +6,8 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import signal
+
 import typer
 from typer.core import TyperGroup
 
@@ -74,5 +76,9 @@ def main(argv: list[str] | None = None) -> None:
 
     Standalone mode lets typer report usage errors and honour ``typer.Exit`` codes (in
     non-standalone mode an ``Exit(1)`` is returned, not raised, and would be lost).
+
+    SIGINT always interrupts (and cleans up): a process started in the background by a shell
+    without job control inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
     """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app(args=argv)
