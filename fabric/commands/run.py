@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fabric.emu.scale import MAX_DILATION
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric
 
@@ -59,8 +60,9 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
         budget: Optional[int] = typer.Option(None, "--budget", min=1,
                                              help="Packet budget in packets/s (default: measured on this machine, "
                                                   "once per boot; see fabric doctor)."),
-        dilation: Optional[float] = typer.Option(None, "--dilation", min=1.0, max=20.0,
-                                                 help="Time dilation D (default: chosen from message bursts)."),
+        dilation: Optional[float] = typer.Option(None, "--dilation", min=1.0, max=MAX_DILATION,
+                                                 help="Time dilation D (default: chosen from the packet budget, "
+                                                      "message bursts and the resolution of eta-setting messages)."),
         capture: Optional[List[str]] = typer.Option(None, "--capture",
                                                     help="Link id to capture to pcap (repeatable), e.g. h0-leaf0."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
