@@ -27,6 +27,9 @@ from fabric.errors import RunDirError
 
 KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast", "permutation",
          "background", "victim", "probe")
+# The kinds whose completion sets a token derating (η): requests' KV transfers, collectives'
+# steps, incasts. Their resolution (packets per message) is what the emulator's scale choice keeps.
+ETA_KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast")
 
 COLUMNS = {
     "msg_id": "int64",

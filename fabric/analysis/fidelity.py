@@ -48,6 +48,7 @@ from fabric import rundir
 from fabric.analysis import completion as C
 from fabric.analysis import metrics as M
 from fabric.probe import WIRE_OVERHEAD_BYTES
+from fabric.schedule import ETA_KINDS
 
 # measure -> (warn, fail, unit/description)
 THRESHOLDS = {
@@ -76,9 +77,6 @@ SIGNALS = {
     "causality": (("causality_violation_share",), "worst"),
     "resolution": (("single_packet_share",), "worst"),
 }
-
-# The message kinds whose completion sets a derating (η); their resolution is judged.
-ETA_KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast")
 
 BUSY_SAMPLE_FRACTION = 0.5  # "backlog > 0 for most samples"
 MIN_BUSY_INTERVALS = 2

@@ -17,7 +17,12 @@ so the emulated fabric runs D× slower and the machine has D× more time per pac
 the largest burst fits the budget within a millisecond of virtual time; the run
 directory is written in undilated (virtual) time, so every figure reads as if the fabric ran at
 full speed, and the emulator's own overheads shrink by D relative to it. A run takes D× longer.
-A run that cannot fit at any sane ``k`` and ``D`` is refused.
+
+Dilation also buys resolution: at the same packets per second, a smaller ``k`` and a larger ``D``
+keep more packets in every message. A message of one packet measures packet granularity, not the
+fabric, so the choice trades k for D until the median message that sets η keeps a few packets,
+within a wall-time bound (:func:`resolution_k`); the `resolution` fidelity signal reports what
+could not be reached. A run that cannot fit at any sane ``k`` and ``D`` is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import pandas as pd
 
 from fabric.errors import BudgetError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES
+from fabric.schedule import ETA_KINDS
 
 # Runs plan with the budget measured on the machine (fabric.emu.calibrate: machines of one kind
 # differ by 2x). This figure is only a provisional fallback where no measurement can exist yet:
@@ -54,7 +60,6 @@ MAX_DILATION = 200.0
 # WALL_BUDGET_S (schedule span × D); what it could not reach shows in the `resolution` signal.
 RESOLUTION_PACKETS = 4
 WALL_BUDGET_S = 30.0
-ETA_KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast")
 
 
 @dataclass(frozen=True)
@@ -161,9 +166,10 @@ def choose_scale(schedule: pd.DataFrame, nic_rate_bps: dict[str, float], link_ra
                  k: float | None = None, dilation: float | None = None) -> ScaleChoice:
     """Pick ``k`` and ``D`` (or check given ones) so the offered packets fit the budget.
 
-    ``k`` comes from the peak offered bit rate (undilated); ``D`` then from the largest burst of
-    packets that start together at that ``k``. Dilating does not lower ``k``: that would put more
-    packets in every message and make the bursts larger again.
+    The rate division ``k × D`` comes from the peak offered bit rate against the budget. Unless
+    ``k`` or ``D`` is given, part of it is done by dilation so the η-setting messages keep several
+    packets (:func:`resolution_k`); ``D`` then grows further if the largest burst of packets that
+    start together at that ``k`` does not fit the budget.
     """
     peak, mean = offered_load_profile(schedule, nic_rate_bps)
     bits_per_packet = payload_bytes * 8
