@@ -20,6 +20,7 @@ demo: setup
 	bash scripts/demo.sh $(DEMO_OUT)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PYTEST) -q tests
 
 unit-test:

@@ -103,7 +103,7 @@ def make_run_dir(path: Path, n_packets: int, seed: int = 1) -> None:
     samples = np.arange(0, 60_000_000_001, 100_000_000, dtype=np.int64) + t0
     rows = []
     ends = [(f"h{h}", f"leaf{h // (HOSTS // LEAVES)}", "host") for h in range(HOSTS)]
-    ends += [(f"leaf{l}", f"spine{s}", "fabric") for l in range(LEAVES) for s in range(SPINES)]
+    ends += [(f"leaf{lf}", f"spine{s}", "fabric") for lf in range(LEAVES) for s in range(SPINES)]
     for i, (a, b, k) in enumerate(ends):
         for node, peer in ((a, b), (b, a)):
             frac = rng.uniform(0.2, 0.9)

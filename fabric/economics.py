@@ -414,8 +414,7 @@ def network_hourly_usd(bom: dict, costs: CostFile, led: Ledger, pue: float, usd_
 
 def _fabric_spec_from_run(run: dict, run_dir: Path):
     """The FabricSpec a run used, from run.json (a spec mapping, a FabricSpec dict, or a path)."""
-    from fabric.specs import (FabricSpec, HostGroup, LoadBalancing, SchedulerSpec, load_fabric_spec,
-                              parse_fabric_spec)
+    from fabric.specs import FabricSpec, HostGroup, LoadBalancing, SchedulerSpec, load_fabric_spec, parse_fabric_spec
     raw = (run.get("topology") or run.get("fabric") or run.get("fabric_spec")
            or (run.get("specs") or {}).get("fabric"))
     if raw is None:

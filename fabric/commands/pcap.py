@@ -12,8 +12,8 @@ from typing import Optional
 
 import typer
 
-from fabric.commands.analyze import format_number
 from fabric.analysis.pcap import analyze_capture, dumps, find_run_dir
+from fabric.commands.analyze import format_number
 from fabric.units import UnitError, parse_duration_ns
 
 

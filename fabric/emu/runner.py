@@ -27,12 +27,11 @@ import pandas as pd
 from fabric import __version__
 from fabric.emu.agents import MessagePlan
 from fabric.emu.counters import run_sampler
-from fabric.emu.native import (receiver_binary, rx_to_npz, sender_binary, tx_to_npz, write_plan,
-                               write_receiver_plan)
+from fabric.emu.native import receiver_binary, rx_to_npz, sender_binary, tx_to_npz, write_plan, write_receiver_plan
 from fabric.emu.network import EmulatedFabric
 from fabric.emu.plan import VOQ_BUCKET_PACKETS, build_plan, voq_layout, wire_packet_bytes
-from fabric.emu.scheduler import run_scheduler
 from fabric.emu.scale import ScaleChoice, choose_scale
+from fabric.emu.scheduler import run_scheduler
 from fabric.errors import EmulationError, SpecError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
 from fabric.rundir import write_json, write_table

@@ -29,8 +29,8 @@ import time
 
 import pandas as pd
 
-from fabric.emu.netlink import RTM_GETTCLASS, TcNetlink
 from fabric.emu.agents import SENDER_NICE
+from fabric.emu.netlink import RTM_GETTCLASS, TcNetlink
 from fabric.emu.netns import enter_netns_of
 from fabric.emu.plan import VoqShape
 

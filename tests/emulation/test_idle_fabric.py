@@ -24,8 +24,8 @@ from fabric import economics as E
 from fabric.analysis.run_metrics import write_metrics
 from fabric.commands.run import workload_facts
 from fabric.emu.runner import RunOptions, run
-from fabric.specs import load_fabric_spec
 from fabric.schedule import ETA_KINDS
+from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric, hosts
 from fabric.workloads import generate_schedule, load_workload
 

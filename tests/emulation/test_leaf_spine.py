@@ -76,7 +76,7 @@ def test_incast_loss_and_queueing_delay_follow_the_buffer(emulate):
     noise = pd.read_parquet(run_dir / "noise.parquet")
     noise_owd_s = (noise.rx_ns - noise.tx_ns) / 1e9
     rate_bps = 100e9 / k
-    limit = next(l["buffer_bytes"] for l in run_json["links_shaped"] if l["link_id"] == "h0-leaf0" and l["node"] == "leaf0")
+    limit = next(s["buffer_bytes"] for s in run_json["links_shaped"] if s["link_id"] == "h0-leaf0" and s["node"] == "leaf0")
     expected_s = limit * 8 / rate_bps
     queueing_s = float(np.median(owd_s)) - float(np.median(noise_owd_s))
     assert queueing_s == pytest.approx(expected_s, rel=0.10), \

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fabric.analysis import metrics as M
 from fabric.analysis import completion as C
-
+from fabric.analysis import metrics as M
 
 # ---- percentiles and one-way delay -------------------------------------------------------------
 

@@ -272,7 +272,7 @@ def test_cli_table(app, tmp_path):
     assert f"{A}->{R}" in result.output and f"{B}->{R}" in result.output
     assert "sender tx -> this capture point" in result.output
     assert "12 frames, 8 probe packets" in result.output
-    line = next(l for l in result.output.splitlines() if l.startswith(f"{A}->{R}"))
+    line = next(ln for ln in result.output.splitlines() if ln.startswith(f"{A}->{R}"))
     assert "16.667%" in line and "147.7" in line
 
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from fabric.analysis.run_metrics import write_metrics
-from fabric.rundir import write_json, write_table
 from fabric.probe import WIRE_OVERHEAD_BYTES
+from fabric.rundir import write_json, write_table
 from fabric.schedule import write_schedule
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric, fabric_facts, hosts

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fabric.emu.scale import (BURST_WINDOW_S, choose_scale, nice_ceiling, offered_load_profile,
-                              peak_burst_packets)
+from fabric.emu.scale import BURST_WINDOW_S, choose_scale, nice_ceiling, offered_load_profile, peak_burst_packets
 from fabric.errors import BudgetError
 
 NIC = {f"h{i}": 400e9 for i in range(16)}

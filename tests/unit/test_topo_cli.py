@@ -20,7 +20,7 @@ def test_validate_all_shipped_designs(topology_files):
     assert len(lines) == len(topology_files)
     for path, line in zip(topology_files, lines):
         assert line.startswith(f"ok  {path}: ")
-    production = next(l for l in lines if "production-1024-h100" in l)
+    production = next(ln for ln in lines if "production-1024-h100" in ln)
     assert "1024 hosts" in production and "too large to emulate" in production
 
 
@@ -73,7 +73,7 @@ def test_show_human_output(repo_root):
 def test_show_human_output_flags_production_as_not_emulable(repo_root):
     result = runner.invoke(app, ["topo", "show", str(repo_root / "topologies" / "production-1024-h100.yaml")])
     assert result.exit_code == 0, result.output
-    emulation = [l for l in result.stdout.splitlines() if l.strip().startswith("emulation")]
+    emulation = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("emulation")]
     assert len(emulation) == 1 and "NO" in emulation[0] and "too large" in emulation[0]
 
 

@@ -12,8 +12,20 @@ import pytest
 
 import fabric.topology
 from fabric.specs import load_fabric_spec, parse_fabric_spec
-from fabric.topology import (bill_of_materials, build_fabric, fabric_facts, hosts, hosts_by_group,
-                             hosts_by_role, leaf_spine, links, path_count, routes, scheduled_fabric, switches)
+from fabric.topology import (
+    bill_of_materials,
+    build_fabric,
+    fabric_facts,
+    hosts,
+    hosts_by_group,
+    hosts_by_role,
+    leaf_spine,
+    links,
+    path_count,
+    routes,
+    scheduled_fabric,
+    switches,
+)
 
 IFNAMSIZ = 15  # Linux interface names hold at most 15 characters
 

@@ -7,8 +7,7 @@ import doctest
 import pytest
 
 import fabric.units
-from fabric.units import (UnitError, format_bytes, format_rate, parse_bytes, parse_duration_ns,
-                          parse_rate_bps)
+from fabric.units import UnitError, format_bytes, format_rate, parse_bytes, parse_duration_ns, parse_rate_bps
 
 
 @pytest.mark.parametrize("text, bps", [
