@@ -1,10 +1,10 @@
 """Economics: measured completion times -> fabric derating η -> tokens served -> cost per million tokens.
 
-This module owns the arithmetic of ECONOMICS.md; it reads a run directory (:mod:`fabric.rundir`)
+This module owns the arithmetic of docs/economics.md; it reads a run directory (:mod:`fabric.rundir`)
 and an optional cost file, and returns every figure together with the inputs it used and where
 each input came from (catalog entry, cost file, run.json, or a named default with its source).
 
-Pipeline (ECONOMICS.md §1–2)::
+Pipeline (docs/economics.md §1–2)::
 
     ideal MCT      = sender/receiver NIC serialization at line rate (bytes × 8 / host link rate,
                      messages of one NIC served back to back) + idle path delay      (computed)
@@ -56,9 +56,9 @@ class Default:
     source: str
 
 
-# Every default the model uses, with its source (ECONOMICS.md §3 is the index of sources).
+# Every default the model uses, with its source (docs/economics.md §3 is the index of sources).
 DEFAULTS: dict[str, Default] = {
-    "accelerator.tier": Default("neocloud", "", "ECONOMICS.md §1 worked check prices H100 at the neocloud tier ($1.55/GPU-hour)"),
+    "accelerator.tier": Default("neocloud", "", "docs/economics.md §1 worked check prices H100 at the neocloud tier ($1.55/GPU-hour)"),
     "accelerator.life_years": Default(5.0, "years", "assumption: 5-year depreciation, the upper end of the 4–6 years cloud operators use for servers"),
     "accelerator.cost_of_capital": Default(0.10, "1/year", "assumption: 10% per year weighted cost of capital for data-center hardware"),
     "network.life_years": Default(5.0, "years", "assumption: 5-year depreciation for switches, optics and NICs"),
@@ -67,34 +67,34 @@ DEFAULTS: dict[str, Default] = {
     "facility.electricity_usd_per_kwh": Default(0.08, "USD/kWh", "assumption: US industrial electricity price, about 8 ¢/kWh (EIA 2024 average)"),
     "serving.total_tokens_per_s_per_accelerator": Default(
         4951.0, "tokens/s", "DeepSeek open-infra-index day 6 (V3/R1 inference system overview): 608B input + 168B output "
-        "tokens in 24 h on an average of 226.75 nodes x 8 H800 = 4,951 total tokens/s per deployed GPU; ECONOMICS.md §1"),
+        "tokens in 24 h on an average of 226.75 nodes x 8 H800 = 4,951 total tokens/s per deployed GPU; docs/economics.md §1"),
     "serving.output_tokens_per_s_per_accelerator": Default(
         1072.0, "tokens/s", "DeepSeek open-infra-index day 6: 168B output tokens in 24 h on 1,814 H800 = 1,072 output "
-        "tokens/s per deployed GPU; ECONOMICS.md §1"),
+        "tokens/s per deployed GPU; docs/economics.md §1"),
     "serving.decode_step_s": Default(
         1 / 21.0, "s", "DeepSeek open-infra-index day 6: 20–22 output tokens/s per request, so an ideal decode step "
         "(TPOT) of 1/21 s; compute per step = this minus the ideal network time of the step"),
-    "serving.overlap_fraction": Default(0.0, "", "assumption: no communication hidden behind compute (worst case for the network; ECONOMICS.md §2 'minus overlap, a parameter')"),
+    "serving.overlap_fraction": Default(0.0, "", "assumption: no communication hidden behind compute (worst case for the network; docs/economics.md §2 'minus overlap, a parameter')"),
     "loss_recovery.rto_s": Default(
         DEFAULT_RTO_NS / 1e9, "s", "fabric.analysis.run_metrics.DEFAULT_RTO_NS: a deliberately short, "
         "datacenter-tuned retransmission timeout, the same one metrics.json uses"),
-    "idle_path_delay_s": Default(10e-6, "s", "DESIGN.md §5 noise floor: idle one-way delay p50 5–7 µs, p99 12–20 µs on the emulation host"),
+    "idle_path_delay_s": Default(10e-6, "s", "docs/design.md §5 noise floor: idle one-way delay p50 5–7 µs, p99 12–20 µs on the emulation host"),
 }
 
-# p99 SLOs by catalog model: MLPerf Inference loadgen (ECONOMICS.md §3); others get the IETF default.
+# p99 SLOs by catalog model: MLPerf Inference loadgen (docs/economics.md §3); others get the IETF default.
 SLO_BY_MODEL: dict[str, tuple[float, float, str]] = {
-    "DeepSeek-V3": (2.0, 0.080, "MLPerf Inference DeepSeek-R1 (same architecture as V3): TTFT 2 s, TPOT 80 ms (ECONOMICS.md §3)"),
-    "DeepSeek-R1": (2.0, 0.080, "MLPerf Inference DeepSeek-R1: TTFT 2 s, TPOT 80 ms (ECONOMICS.md §3)"),
-    "Llama-2-70B": (2.0, 0.200, "MLPerf Inference Llama-2-70B server: TTFT 2 s, TPOT 200 ms (ECONOMICS.md §3)"),
-    "Llama-3-70B": (2.0, 0.200, "MLPerf Inference Llama-2-70B server scenario, applied to the same size class: TTFT 2 s, TPOT 200 ms (ECONOMICS.md §3)"),
-    "Llama-3.1-8B": (2.0, 0.100, "MLPerf Inference Llama-3.1-8B: TTFT 2 s, TPOT 100 ms (ECONOMICS.md §3)"),
-    "Llama-3-8B": (2.0, 0.100, "MLPerf Inference Llama-3.1-8B, applied to Llama-3-8B: TTFT 2 s, TPOT 100 ms (ECONOMICS.md §3)"),
+    "DeepSeek-V3": (2.0, 0.080, "MLPerf Inference DeepSeek-R1 (same architecture as V3): TTFT 2 s, TPOT 80 ms (docs/economics.md §3)"),
+    "DeepSeek-R1": (2.0, 0.080, "MLPerf Inference DeepSeek-R1: TTFT 2 s, TPOT 80 ms (docs/economics.md §3)"),
+    "Llama-2-70B": (2.0, 0.200, "MLPerf Inference Llama-2-70B server: TTFT 2 s, TPOT 200 ms (docs/economics.md §3)"),
+    "Llama-3-70B": (2.0, 0.200, "MLPerf Inference Llama-2-70B server scenario, applied to the same size class: TTFT 2 s, TPOT 200 ms (docs/economics.md §3)"),
+    "Llama-3.1-8B": (2.0, 0.100, "MLPerf Inference Llama-3.1-8B: TTFT 2 s, TPOT 100 ms (docs/economics.md §3)"),
+    "Llama-3-8B": (2.0, 0.100, "MLPerf Inference Llama-3.1-8B, applied to Llama-3-8B: TTFT 2 s, TPOT 100 ms (docs/economics.md §3)"),
 }
-IETF_SLO = (0.5, 0.050, "IETF draft-calabria-bmwg-ai-fabric-inference-bench default SLO: TTFT p99 < 500 ms, ITL p99 < 50 ms (ECONOMICS.md §3)")
+IETF_SLO = (0.5, 0.050, "IETF draft-calabria-bmwg-ai-fabric-inference-bench default SLO: TTFT p99 < 500 ms, ITL p99 < 50 ms (docs/economics.md §3)")
 
 
 # --------------------------------------------------------------------------------------------
-# Pure formulas (the worked check in ECONOMICS.md §1 exercises these)
+# Pure formulas (the worked check in docs/economics.md §1 exercises these)
 # --------------------------------------------------------------------------------------------
 
 def capital_recovery_factor(rate: float, years: float) -> float:
@@ -128,7 +128,7 @@ def power_usd_per_hour(power_w: float, pue: float, usd_per_kwh: float) -> float:
 def cpmt_usd_per_mtok(cost_per_hour_usd: float, tokens_per_s: float) -> float:
     """Cost per million tokens: ``C_hour × 10⁶ / (tokens/s × 3600)``.
 
-    >>> round(cpmt_usd_per_mtok(1.55, 4951), 4)   # ECONOMICS.md §1 worked check
+    >>> round(cpmt_usd_per_mtok(1.55, 4951), 4)   # docs/economics.md §1 worked check
     0.087
     """
     if tokens_per_s <= 0:
@@ -139,7 +139,7 @@ def cpmt_usd_per_mtok(cost_per_hour_usd: float, tokens_per_s: float) -> float:
 def break_even_ratio(network_share: float, network_premium: float) -> float:
     """η_B/η_A that design B needs to win when its network is dearer by ``network_premium``.
 
-    ``1 + f·p`` (ECONOMICS.md §1).
+    ``1 + f·p`` (docs/economics.md §1).
 
     >>> round(break_even_ratio(0.11, 0.30), 3)
     1.033
@@ -355,7 +355,7 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
             raise
         acc = None
     pricing = led.use("accelerator.pricing", costs.pricing or "tier", "",
-                      cf if costs.pricing else "default: an all-in hourly tier price (ECONOMICS.md §1)")
+                      cf if costs.pricing else "default: an all-in hourly tier price (docs/economics.md §1)")
     cat = f"catalog accelerators.yaml {name}: {acc.source}" if acc else ""
     if pricing == "tier":
         if costs.price_per_hour_usd is not None:
@@ -595,7 +595,7 @@ def group_completions(frame: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
 
 
 def nearest_rank(values, q: float) -> float:
-    """Nearest-rank percentile (METRICS.md): the ⌈q/100 · N⌉-th smallest value."""
+    """Nearest-rank percentile (docs/metrics.md): the ⌈q/100 · N⌉-th smallest value."""
     arr = np.sort(np.asarray(values, dtype="float64"))
     if not len(arr):
         return math.nan
@@ -678,7 +678,7 @@ def _model_or_none(name):
 
 def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = None,
              run: dict | None = None, spec=None) -> dict:
-    """η per pattern and combined for one run directory (ECONOMICS.md §2)."""
+    """η per pattern and combined for one run directory (docs/economics.md §2)."""
     from fabric.rundir import read_run_json
     run_dir = Path(run_dir)
     costs = costs or CostFile()

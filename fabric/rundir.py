@@ -1,4 +1,4 @@
-"""The run directory: what one emulation run leaves behind, self-describing (DESIGN.md §3).
+"""The run directory: what one emulation run leaves behind, self-describing (docs/design.md §3).
 
 ``fabric analyze``, ``fabric cpmt`` and ``fabric report`` need nothing but this directory.
 Times are absolute CLOCK_REALTIME nanoseconds (all namespaces share one kernel clock);

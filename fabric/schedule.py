@@ -1,4 +1,4 @@
-"""The Schedule: one row per message to send, in real-world units (DESIGN.md §3).
+"""The Schedule: one row per message to send, in real-world units (docs/design.md §3).
 
 Workload generators produce it, the emulator replays it (scaled by ``k`` at emulation time),
 analysis and economics read it back from ``schedule.parquet``. This module owns the column

@@ -230,7 +230,7 @@ def bill_of_materials(g: nx.MultiGraph) -> dict:
     """Switches by role, radix and port speed; optics per link end; NICs — counted from the graph.
 
     Every link end counts one optic (host links included: NIC-side and switch-side pluggables),
-    as in the build sheets cited in ECONOMICS.md.
+    as in the build sheets cited in docs/economics.md.
     """
     switches_by_kind: Counter = Counter()
     for node, data in g.nodes(data=True):

@@ -1,4 +1,4 @@
-"""Analysis: run-directory records → METRICS.md figures and the fidelity verdict (no root).
+"""Analysis: run-directory records → docs/metrics.md figures and the fidelity verdict (no root).
 
 :mod:`~fabric.analysis.metrics` holds the definitions (pure, vectorized functions),
 :mod:`~fabric.analysis.run_metrics` assembles ``metrics.json`` from a run directory, and

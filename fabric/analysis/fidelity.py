@@ -1,4 +1,4 @@
-"""Fidelity: did the emulator keep its invariants during a run? (METRICS.md "Fidelity").
+"""Fidelity: did the emulator keep its invariants during a run? (docs/metrics.md "Fidelity").
 
 This module owns the fidelity *signals* measured from a run directory and the *verdict* drawn
 from them. A verdict is ``trusted`` when no signal is past its warning threshold, ``degraded``
@@ -93,7 +93,7 @@ def _p99(values: np.ndarray) -> float:
 
 
 def _quantile(values: np.ndarray, pct: int) -> float | None:
-    """Nearest-rank percentile (METRICS.md), None for no values."""
+    """Nearest-rank percentile (docs/metrics.md), None for no values."""
     return M.percentiles(values, [("p", pct * 1000)])["p"] if np.asarray(values).size else None
 
 

@@ -1,4 +1,4 @@
-"""Every measured figure of METRICS.md as a pure, vectorized function on numpy/pandas inputs.
+"""Every measured figure of docs/metrics.md as a pure, vectorized function on numpy/pandas inputs.
 
 This module owns the *definitions*: nearest-rank percentiles, one-way delay (RFC 7679) in its two
 flavours, PDV (RFC 5481), IPDV (RFC 3393), RFC 3550 interarrival jitter, loss (RFC 7680) and loss
@@ -29,7 +29,7 @@ import pandas as pd
 # rounding at the 1% loss boundary: ceil(0.99 * 1000) must be 990, not 991).
 PERCENTILES = (("p50", 50_000), ("p90", 90_000), ("p99", 99_000), ("p99_9", 99_900))
 P99_99 = ("p99_99", 99_990)
-P99_99_MIN_N = 100_000  # METRICS.md: report p99.99 only when it rests on >= 100,000 samples
+P99_99_MIN_N = 100_000  # docs/metrics.md: report p99.99 only when it rests on >= 100,000 samples
 TAIL_NAMES = ("p90", "p99", "p99_9", "p99_99")
 _PER = 100_000
 
@@ -90,7 +90,7 @@ def percentiles(values: np.ndarray, levels: list[tuple[str, int]], n_inf: int = 
 
 
 def delay_stats(rx_delay_ns: np.ndarray, n_lost: int = 0, unit_ns: float = 1e3) -> dict:
-    """One-way delay summary in both METRICS.md flavours (RFC 7679, nearest-rank percentiles).
+    """One-way delay summary in both docs/metrics.md flavours (RFC 7679, nearest-rank percentiles).
 
     Loss-aware keys (``min``, ``p50`` … ``p99_9``, ``p99_99``, ``max``, ``mean``) count each lost
     packet as infinitely late, so ``pXX`` is ``inf`` once loss exceeds 1 − XX/100 and ``max`` and
@@ -427,7 +427,7 @@ def link_key(link_id: str, node: str, peer: str, queue: str) -> str:
 
 
 def link_intervals(links: pd.DataFrame) -> pd.DataFrame:
-    """Utilization over time from cumulative ``tc -s`` counters (METRICS.md "Per link").
+    """Utilization over time from cumulative ``tc -s`` counters (docs/metrics.md "Per link").
 
     One row per sampling interval of each link direction: ``dt_ns``, ``tx_bytes`` / ``tx_packets``
     / ``drops`` deltas (counter decreases, i.e. resets, clip to 0), ``rate_bps`` at the interval's
@@ -517,7 +517,7 @@ def _imbalance(per_core: pd.Series) -> dict:
 
 def spine_imbalance(links: pd.DataFrame, scale_k: float = 1.0) -> dict:
     """Per-core load share and imbalance = max / mean of per-core tx bytes on fabric links
-    (METRICS.md "Per link": the figure that shows ECMP hash collisions).
+    (docs/metrics.md "Per link": the figure that shows ECMP hash collisions).
 
     Uses ``kind == 'fabric'`` port queues; a link's core is its spine/NCF end (``spine<N>`` or
     ``ncf<N>``); its bytes count toward that core in both directions (leaf→spine 'up',

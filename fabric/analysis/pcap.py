@@ -4,7 +4,7 @@ This module owns reading captures: our own (``fabric run --capture LINK`` writes
 ``RUN/captures/<link_id>.pcap``) or any pcap/pcapng holding our probe packets (UDP to
 :data:`~fabric.probe.PROBE_UDP_PORT`, header of :mod:`fabric.probe`). It turns them into the
 record format of packets.parquet (:data:`fabric.rundir.PACKET_COLUMNS`) and computes per-flow
-figures with the METRICS.md definitions of :mod:`fabric.analysis.metrics`.
+figures with the docs/metrics.md definitions of :mod:`fabric.analysis.metrics`.
 
 What the numbers mean
 ---------------------
@@ -362,7 +362,7 @@ def _endpoint_key(name: str):
 
 
 def flow_metrics(records: pd.DataFrame, tmax_ns: int | None = None) -> dict:
-    """Per (src, dst) flow, the METRICS.md per-packet figures from packet records.
+    """Per (src, dst) flow, the docs/metrics.md per-packet figures from packet records.
 
     ``records`` has :data:`~fabric.rundir.PACKET_COLUMNS` (lost packets ``rx_ns = −1``; their
     ``tx_ns`` may be −1). A packet received later than ``tmax_ns`` after its send counts as lost.

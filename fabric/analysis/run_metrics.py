@@ -1,4 +1,4 @@
-"""metrics.json: one run directory's records turned into every METRICS.md figure, per traffic class.
+"""metrics.json: one run directory's records turned into every docs/metrics.md figure, per traffic class.
 
 This module owns the assembly: reading the run directory (packets, messages, links, noise, cpu,
 scheduler, run.json), putting packets in the orders the definitions need (sending order and
@@ -424,7 +424,7 @@ def analyze_frames(frames: dict) -> dict:
 
 
 def analyze_run(run_dir: Path) -> dict:
-    """Read a run directory and return its metrics.json dict (every METRICS.md figure per class,
+    """Read a run directory and return its metrics.json dict (every docs/metrics.md figure per class,
     groups, fairness, links, spine imbalance, noise floor, loss-recovery parameters, fidelity).
 
     Parameters

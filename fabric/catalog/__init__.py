@@ -3,7 +3,7 @@
 The YAML files next to this module are the catalog; this module loads them into frozen
 dataclasses and derives the few figures the schedule needs from them, with the formula stated:
 
-* KV bytes per token (ECONOMICS.md §2): GQA models ``2 × layers × kv_heads × head_dim × bytes``;
+* KV bytes per token (docs/economics.md §2): GQA models ``2 × layers × kv_heads × head_dim × bytes``;
   MLA models (DeepSeek-V3) store one latent per layer, ``layers × (kv_lora_rank + rope_dim) × bytes``,
   which the catalog records as ``kv_heads = 1``, ``head_dim = kv_lora_rank + rope_dim``.
 * MoE payload per token per selected expert: dispatch ``hidden`` FP8 bytes plus one FP32 scale

@@ -152,7 +152,7 @@ def print_verdict(summary: dict, verdict_table=None, break_even_lines=None) -> N
     console.print(table)
     for note in t.notes:
         console.print(f"  {note}")
-    console.print("break-even (ECONOMICS.md): design B beats A iff η_B/η_A > 1 + f·p")
+    console.print("break-even (docs/economics.md): design B beats A iff η_B/η_A > 1 + f·p")
     for line in break_even_lines(summary):
         console.print(f"  {line}")
     for nt in summary["comparison"].get("not_trusted") or []:

@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from fabric.report import tables as T
 
-# DESIGN.md §7 and the emulator's own limits: stated in every report.
+# docs/design.md §7 and the emulator's own limits: stated in every report.
 LIMITS = [
     "No shared-buffer model across ports: each port has its own queue (real switch ASICs share a buffer "
     "between ports, which changes how bursts are absorbed and when drops start).",
@@ -56,7 +56,7 @@ def context(summary: dict, plots: list[dict] | None) -> dict:
             "break_even": T.break_even_lines(summary), "workload_lines": T.workload_lines(summary),
             "scale_lines": T.scale_lines(summary), "not_trusted": comp.get("not_trusted") or [],
             "rule": "design B beats design A iff η_B / η_A > C_hour,B / C_hour,A; with the network at share f of "
-                    "A's hourly cost and B's network dearer by fraction p: iff η_B / η_A > 1 + f·p (ECONOMICS.md §1)"}
+                    "A's hourly cost and B's network dearer by fraction p: iff η_B / η_A > 1 + f·p (docs/economics.md §1)"}
 
 
 def render_html(summary: dict, plots: list[dict] | None) -> str:

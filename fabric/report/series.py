@@ -71,7 +71,7 @@ def cdf_points(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def slowdown_by_class(run_dir: Path) -> dict[str, np.ndarray]:
-    """Per traffic class: message slowdowns (MCT / ideal MCT, METRICS.md), sorted.
+    """Per traffic class: message slowdowns (MCT / ideal MCT, docs/metrics.md), sorted.
 
     The same computation as metrics.json (messages with lost packets use the loss-recovery model).
     """

@@ -2,7 +2,7 @@
 
 This module owns what a comparison *says*: per design its runs and their status, the headline
 figures (mean over the repeats that finished), their spread (relative standard deviation across
-repeats), η, CPMT, the fidelity verdict; and across designs the break-even rule (ECONOMICS.md §1,
+repeats), η, CPMT, the fidelity verdict; and across designs the break-even rule (docs/economics.md §1,
 via :func:`fabric.economics.compare_break_even`) and which differences exceed the spread.
 Every key is documented in ``docs/summary-json.md``; units are in the key names.
 

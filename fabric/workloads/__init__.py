@@ -1,4 +1,4 @@
-"""Workload profiles turned into deterministic Schedules (DESIGN.md §3).
+"""Workload profiles turned into deterministic Schedules (docs/design.md §3).
 
 :func:`load_workload` reads and validates a ``traffic/*.yaml`` profile (format in
 :mod:`fabric.workloads.profile`); :func:`generate_schedule` runs each of its patterns against a

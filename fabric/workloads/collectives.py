@@ -3,7 +3,7 @@
 When tensor parallelism spans nodes, every transformer layer does two all-reduces (after
 attention and after the MLP) of ``tokens × hidden × 2`` bytes (BF16 activations): ``tokens`` is the
 decode batch (latency-bound, hundreds per token) or the prefill chunk (bandwidth-bound).
-ECONOMICS.md §2.
+docs/economics.md §2.
 
 A ring all-reduce over N ranks is 2(N−1) steps; in each, every rank sends ``size / N`` bytes to
 its ring successor. The schedule is open loop, so step j of a collective starts at its ideal time

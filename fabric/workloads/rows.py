@@ -113,7 +113,7 @@ def arrival_times(arrivals: Arrivals, start_s: float, stop_s: float, rng: np.ran
 def power_law_popularity(experts: int, exponent: float) -> np.ndarray:
     """Share of routed tokens per expert, p_i ∝ i^-exponent for popularity rank i = 1..experts.
 
-    Exponent 0 is uniform routing; ≈1.0 fits DeepSeek-V3 and ≈1.2 Qwen3 (ECONOMICS.md §2).
+    Exponent 0 is uniform routing; ≈1.0 fits DeepSeek-V3 and ≈1.2 Qwen3 (docs/economics.md §2).
 
     Examples
     --------

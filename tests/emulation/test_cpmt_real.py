@@ -45,7 +45,7 @@ def test_cpmt_for_each_design_traces_eta_to_measured_tails(tmp_path, profile, pa
             measured = detail["comm_measured_mean_s"]
             assert f"measured {measured * 1e3:.3f} ms" in explain
         assert f"{eta:.4f}" in explain
-        # CPMT is the hourly cost over the tokens served within the SLO (ECONOMICS.md §1).
+        # CPMT is the hourly cost over the tokens served within the SLO (docs/economics.md §1).
         served = data["tokens_per_s"]["served_total"]
         assert data["cpmt_total_usd_per_mtok"] == pytest.approx(data["cost_per_hour_usd"] * 1e6 / (served * 3600))
         results[design] = (data["eta"]["combined"], data["cost_per_hour_usd"], data["cpmt_total_usd_per_mtok"])

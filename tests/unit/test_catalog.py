@@ -8,7 +8,7 @@ from fabric import catalog
 from fabric.errors import WorkloadError
 
 # (layers, kv_heads, head_dim) from each model's config.json; KV bytes/token in BF16 per
-# ECONOMICS.md §3. DeepSeek-V3 (MLA): 61 layers x (512 latent + 64 rope) x 2 bytes.
+# docs/economics.md §3. DeepSeek-V3 (MLA): 61 layers x (512 latent + 64 rope) x 2 bytes.
 PUBLISHED = {
     "Llama-3-8B": (2 * 32 * 8 * 128 * 2, 128 * 1024),
     "Llama-3-70B": (2 * 80 * 8 * 128 * 2, 320 * 1024),
@@ -27,7 +27,7 @@ def test_kv_bytes_per_token_matches_published_geometry(name):
 
 def test_llama70b_kv_and_deepseek_latent():
     assert catalog.model("Llama-3-70B").kv_bytes_per_token == 327_680
-    # 1.34 GB at 4k context (ECONOMICS.md §3)
+    # 1.34 GB at 4k context (docs/economics.md §3)
     assert catalog.model("Llama-3-70B").kv_bytes(4096) == pytest.approx(1.342e9, rel=1e-3)
     assert catalog.model("DeepSeek-V3").kv_bytes_per_token / 1024 == pytest.approx(68.6, abs=0.05)
 
@@ -53,7 +53,7 @@ def test_every_entry_names_a_source_or_an_assumption():
         assert entry.source.strip() or entry.assumptions, entry.name
         if entry.source:
             # a source must point somewhere checkable: a URL, a paper or the project's own doc
-            assert any(s in entry.source for s in ("http", "arXiv", "ECONOMICS.md")), entry.name
+            assert any(s in entry.source for s in ("http", "arXiv", "docs/economics.md")), entry.name
     for acc in catalog.load_accelerators().values():
         # efficiencies behind the derived compute rates are assumptions and must say so
         assert any("mfu" in a for a in acc.assumptions), acc.name
@@ -69,7 +69,7 @@ def test_required_accelerators_and_fields():
         assert set(a.price_per_hour_usd) <= set(catalog.PRICE_TIERS)
         assert a.purchase_price_usd is None or a.purchase_price_usd > 0
         assert isinstance(a.assumptions, tuple)
-    # tiers from ECONOMICS.md §1
+    # tiers from docs/economics.md §1
     assert accs["H100"].price_per_hour_usd == {"hyperscaler": 1.17, "neocloud": 1.55, "rental": 1.78}
     assert accs["H200"].price_per_hour_usd == {"hyperscaler": 1.22, "neocloud": 1.59, "rental": 2.05}
     assert accs["B200"].price_per_hour_usd == {"hyperscaler": 1.73, "neocloud": 2.07, "rental": 2.60}

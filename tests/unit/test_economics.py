@@ -1,4 +1,4 @@
-"""Economics: the worked check and break-even rule of ECONOMICS.md, derating η from synthetic run
+"""Economics: the worked check and break-even rule of docs/economics.md, derating η from synthetic run
 directories (ideal ⇒ η = 1, tails ⇒ η falls, loss ⇒ recovery penalty), network pricing, cost files."""
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def write_costs(path: Path, data: dict) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# ECONOMICS.md worked check and break-even rule
+# docs/economics.md worked check and break-even rule
 # --------------------------------------------------------------------------------------------
 
 def test_worked_check_cpmt():
@@ -209,7 +209,7 @@ def test_network_catalog_entries_are_sourced():
         assert p.source or p.assumptions, p
     sw, units = parts.switch_for("spine", 64, "400G")
     assert (sw.radix, units) == (64, 1.0)
-    assert 36_000 <= sw.price_usd <= 50_000          # ECONOMICS.md anchor
+    assert 36_000 <= sw.price_usd <= 50_000          # docs/economics.md anchor
     assert 15 <= parts.optic_for("400G").power_w <= 30
     # a speed-up link (500G) takes the next optic up; a scheduled fabric's roles have their own boxes
     assert parts.optic_for("500G").speed == "800G"
@@ -228,7 +228,7 @@ def test_slice_pricing_is_per_port():
 
 
 def test_production_network_share_in_published_range(tmp_path):
-    """1,024 H100 on a 64-port 400G leaf-spine: networking 9.9–19% of cost (ECONOMICS.md §1)."""
+    """1,024 H100 on a 64-port 400G leaf-spine: networking 9.9–19% of cost (docs/economics.md §1)."""
     run = make_run(tmp_path / "run")
     costs = write_costs(tmp_path / "c.yaml", {"network": {"fabric": str(REPO / "topologies/production-1024-h100.yaml")}})
     r = E.cpmt_for_run(run, costs)

@@ -1,4 +1,4 @@
-"""METRICS.md figures against hand-computed cases (fabric.analysis.metrics)."""
+"""docs/metrics.md figures against hand-computed cases (fabric.analysis.metrics)."""
 
 from __future__ import annotations
 

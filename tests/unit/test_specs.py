@@ -92,7 +92,7 @@ def test_shipped_designs_parse_units(repo_root):
     assert ecmp.host_link_rate_bps == 400_000_000_000
     assert ecmp.buffer_per_port_bytes == 8_000_000
     assert ecmp.load_balancing.mode == "ecmp" and ecmp.load_balancing.hash_seed == 7
-    assert ecmp.load_balancing.hash_fields_mask == 0x37  # DESIGN.md §5: full 5-tuple
+    assert ecmp.load_balancing.hash_fields_mask == 0x37  # docs/design.md §5: full 5-tuple
     assert not ecmp.spraying
 
     spray = load_fabric_spec(repo_root / "topologies" / "leaf-spine-spray.yaml")
