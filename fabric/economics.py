@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fabric import rundir
 from fabric.analysis.completion import recovery_completion_ns
 from fabric.analysis.metrics import idle_path_delay_ns
 from fabric.analysis.run_metrics import DEFAULT_RTO_NS
@@ -412,44 +413,6 @@ def network_hourly_usd(bom: dict, costs: CostFile, led: Ledger, pue: float, usd_
 # Reading a run directory
 # --------------------------------------------------------------------------------------------
 
-def _fabric_spec_from_run(run: dict, run_dir: Path):
-    """The FabricSpec a run used, from run.json (a spec mapping, a FabricSpec dict, or a path)."""
-    from fabric.specs import FabricSpec, HostGroup, LoadBalancing, SchedulerSpec, load_fabric_spec, parse_fabric_spec
-    raw = (run.get("topology") or run.get("fabric") or run.get("fabric_spec")
-           or (run.get("specs") or {}).get("fabric"))
-    if raw is None:
-        raise RunDirError(f"{run_dir}: run.json has no 'topology' (the fabric design); cannot cost the network "
-                          f"or find the host link rate")
-    if isinstance(raw, str):
-        path = Path(raw)
-        if not path.is_absolute() and not path.exists():
-            path = Path(run_dir) / raw
-        return load_fabric_spec(path)
-    if not isinstance(raw, dict):
-        raise RunDirError(f"{run_dir}/run.json: 'topology' must be a mapping or a path, got {type(raw).__name__}")
-    if isinstance(raw.get("spec"), dict):      # fabric.emu.runner: {"path", "sha256", "spec", "facts"}
-        raw = raw["spec"]
-    elif isinstance(raw.get("path"), str) and "kind" not in raw:
-        return _fabric_spec_from_run({"topology": raw["path"]}, run_dir)
-    if "host_link_rate_bps" in raw:  # FabricSpec.to_dict()
-        data = dict(raw)
-        data["host_groups"] = tuple(HostGroup(**g) for g in data.get("host_groups", ()))
-        lb = data.get("load_balancing") or {}
-        data["load_balancing"] = LoadBalancing(lb.get("mode", "ecmp"), lb.get("hash_seed", 1),
-                                               tuple(lb.get("hash_fields", ())) or LoadBalancing().hash_fields)
-        sched = data.get("scheduler")
-        if isinstance(sched, dict):
-            data["scheduler"] = SchedulerSpec(sched.get("tick_ns", 5_000_000), sched.get("policy", "fair"),
-                                              sched.get("grant_fraction", 0.98),
-                                              tuple(tuple(w) for w in sched.get("weights", ())))
-        known = set(FabricSpec.__dataclass_fields__)
-        try:
-            return FabricSpec(**{k: v for k, v in data.items() if k in known})
-        except TypeError as exc:
-            raise RunDirError(f"{run_dir}/run.json: 'fabric' is not a complete fabric design ({exc})") from None
-    return parse_fabric_spec(raw, f"{run_dir}/run.json:fabric")
-
-
 def _workload_from_run(run: dict, run_dir: Path | None = None) -> dict:
     """Workload facts economics uses, flattened from run.json["workload"].
 
@@ -529,7 +492,7 @@ def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | No
     led = led or Ledger()
     run = run if run is not None else read_run_json(run_dir)
     if host_rate_bps is None:
-        host_rate_bps = float(_fabric_spec_from_run(run, run_dir).host_link_rate_bps)
+        host_rate_bps = float(rundir.fabric_spec(run, f"{run_dir}/run.json").host_link_rate_bps)
     rate = led.use("host_link_rate_bps", float(host_rate_bps), "bit/s", "run.json fabric design: host_link_rate")
     idle = _idle_path_delay_s(run, run_dir, costs, led)
     lr = run.get("loss_recovery") or {}
@@ -685,7 +648,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     led = led or Ledger()
     cf = f"cost file {costs.source}"
     run = run if run is not None else read_run_json(run_dir)
-    spec = spec or _fabric_spec_from_run(run, run_dir)
+    spec = spec or rundir.fabric_spec(run, f"{run_dir}/run.json")
     workload = _workload_from_run(run, run_dir)
     frame = message_times(run_dir, costs, led, run, spec.host_link_rate_bps)
     warnings: list[str] = []
@@ -832,7 +795,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     led = Ledger()
     cf = f"cost file {costs.source}"
     run = read_run_json(run_dir)
-    spec = _fabric_spec_from_run(run, run_dir)
+    spec = rundir.fabric_spec(run, f"{run_dir}/run.json")
     der = derating(run_dir, costs, led, run, spec)
 
     # Accelerators and network: the run's design, or the design the cost file names.

@@ -113,6 +113,26 @@ class FabricSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> FabricSpec:
+        """The inverse of :meth:`to_dict` (a run directory stores the design this way); keys a
+        newer or older writer added or left out take the field's default. Raises ``TypeError``
+        or ``ValueError`` when a required field is missing or malformed."""
+        known = set(cls.__dataclass_fields__)
+        fields = {k: v for k, v in data.items() if k in known}
+        fields["host_groups"] = tuple(HostGroup(**g) for g in fields.get("host_groups", ()))
+        lb = fields.get("load_balancing")
+        if isinstance(lb, dict):
+            fields["load_balancing"] = LoadBalancing(lb.get("mode", "ecmp"), lb.get("hash_seed", 1),
+                                                     tuple(lb.get("hash_fields", ())) or HASH_FIELDS)
+        sched = fields.get("scheduler")
+        if isinstance(sched, dict):
+            fields["scheduler"] = SchedulerSpec(sched.get("tick_ns", SchedulerSpec.tick_ns),
+                                                sched.get("policy", SchedulerSpec.policy),
+                                                sched.get("grant_fraction", SchedulerSpec.grant_fraction),
+                                                tuple(tuple(w) for w in sched.get("weights", ())))
+        return cls(**fields)
+
 
 def load_fabric_spec(path: str | Path) -> FabricSpec:
     """Load and validate one fabric design file.

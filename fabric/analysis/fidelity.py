@@ -281,7 +281,8 @@ def host_side_loss_signal(run: dict, links: pd.DataFrame, packets_sent: int) -> 
         drops = sum(int(v) for v in raw.values()) if isinstance(raw, dict) else int(raw)
         source = "run.json host_side_drops"
     elif links is not None and not links.empty:
-        up = links[(links["kind"] == "host") & links["node"].astype(str).str.match(M.HOST_RE.pattern)]
+        host_names = {n for n, d in (run.get("nodes") or {}).items() if d.get("role") == "host"}
+        up = links[(links["kind"] == "host") & links["node"].astype(str).isin(host_names)]
         if up.empty:
             return None, {"host_side_drops": None, "source": None}
         iv = M.link_intervals(up)
@@ -350,7 +351,9 @@ def fidelity_signals(source) -> dict:
     links = f.get("links", empty["links"])
     noise = f.get("noise", empty["noise"])
     scale_k = float(run.get("scale_k", 1) or 1)
-    fallback = (run.get("host_link_rate_bps") or 0) / scale_k or M.NAN
+    # Host rates as built, for a run whose links table is empty (each host's own rate is in links).
+    rates = list(rundir.host_rates_bps(run).values()) if run else []
+    fallback = float(np.median(rates)) / scale_k if rates else M.NAN
     if f.get("packets") is not None:
         sent = int(len(f["packets"]))
     else:

@@ -20,8 +20,6 @@ Conventions
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
@@ -36,8 +34,6 @@ _PER = 100_000
 NAN = float("nan")
 INF = float("inf")
 
-CORE_RE = re.compile(r"^(spine|ncf)\d+$")
-HOST_RE = re.compile(r"^h\d+$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,11 +495,11 @@ def link_summary(links: pd.DataFrame, scale_k: float = 1.0) -> dict:
     return out
 
 
-def core_of(node: str, peer: str) -> tuple[str | None, str | None]:
+def core_of(node: str, peer: str, cores: dict) -> tuple[str | None, str | None]:
     """(core switch name, direction) of a fabric link end: 'up' toward a spine/NCF, 'down' from it."""
-    if CORE_RE.match(str(peer)):
+    if str(peer) in cores:
         return str(peer), "up"
-    if CORE_RE.match(str(node)):
+    if str(node) in cores:
         return str(node), "down"
     return None, None
 
@@ -515,12 +511,12 @@ def _imbalance(per_core: pd.Series) -> dict:
             "shares": {str(c): (float(v) / total if total > 0 else NAN) for c, v in per_core.items()}}
 
 
-def spine_imbalance(links: pd.DataFrame, scale_k: float = 1.0) -> dict:
+def spine_imbalance(links: pd.DataFrame, cores: dict[str, int], scale_k: float = 1.0) -> dict:
     """Per-core load share and imbalance = max / mean of per-core tx bytes on fabric links
     (docs/metrics.md "Per link": the figure that shows ECMP hash collisions).
 
-    Uses ``kind == 'fabric'`` port queues; a link's core is its spine/NCF end (``spine<N>`` or
-    ``ncf<N>``); its bytes count toward that core in both directions (leaf→spine 'up',
+    Uses ``kind == 'fabric'`` port queues; a link's core is its spine/NCF end (``cores``: the
+    core switches' names and indices, from the graph); its bytes count toward that core in both directions (leaf→spine 'up',
     spine→leaf 'down'), each direction also summarised alone. Cores that carried nothing count
     (a share of 0 is the point). ``max_over_mean`` is 1.0 for a perfect spread, N for one core
     carrying everything.
@@ -536,18 +532,18 @@ def spine_imbalance(links: pd.DataFrame, scale_k: float = 1.0) -> dict:
     ends = f[["node", "peer"]].drop_duplicates()
     rows = []
     for node, peer in ends.itertuples(index=False):
-        core, direction = core_of(node, peer)
+        core, direction = core_of(node, peer, cores)
         if core is not None:
             rows.append((core, direction, float(per_link.get((node, peer), 0))))
     if not rows:
         return empty
     r = pd.DataFrame(rows, columns=["core", "dir", "bytes"])
-    cores = sorted(r["core"].unique(), key=lambda c: (re.sub(r"\d+$", "", c), int(re.search(r"\d+$", c)[0])))
-    both = r.groupby("core")["bytes"].sum().reindex(cores, fill_value=0.0)
-    out = {**_imbalance(both), "cores": len(cores),
+    used = sorted(r["core"].unique(), key=lambda c: cores[c])
+    both = r.groupby("core")["bytes"].sum().reindex(used, fill_value=0.0)
+    out = {**_imbalance(both), "cores": len(used),
            "tx_bytes": {c: float(v) * scale_k for c, v in both.items()}}
     for d in ("up", "down"):
-        out[d] = _imbalance(r[r["dir"] == d].groupby("core")["bytes"].sum().reindex(cores, fill_value=0.0))
+        out[d] = _imbalance(r[r["dir"] == d].groupby("core")["bytes"].sum().reindex(used, fill_value=0.0))
     return out
 
 

@@ -53,8 +53,8 @@ import pandas as pd
 
 from fabric import rundir
 from fabric.analysis import metrics as M
-from fabric.analysis.run_metrics import to_jsonable
 from fabric.errors import RunDirError, SpecError
+from fabric.jsonio import plain
 from fabric.probe import HEADER_BYTES, MAGIC, PROBE_UDP_PORT, unpack_header
 
 SKIP_REASONS = ("not_ipv4", "not_probe_port", "truncated", "not_probe_header")
@@ -297,9 +297,6 @@ def packet_records(frames: pd.DataFrame) -> pd.DataFrame:
 # Run directories: wire ids and addresses → schedule msg_ids and host names
 # --------------------------------------------------------------------------------------------
 
-_ADDR_RE = re.compile(r"^ip addr add (\d+\.\d+\.\d+\.\d+)/\d+ dev ")
-
-
 def find_run_dir(capture: Path) -> Path | None:
     """The run directory of ``RUN/captures/<link>.pcap``, or None."""
     p = Path(capture).resolve()
@@ -311,21 +308,15 @@ def find_run_dir(capture: Path) -> Path | None:
 def run_id_map(run_dir: Path) -> dict:
     """What a run directory says about its wire ids: ``noise_probes`` (P: wire ids 0..P−1 are
     the idle-fabric probes), ``msg_ids`` (schedule msg_id of wire id P+i) and ``hosts``
-    (IPv4 address → host name, from the recorded ``ip addr`` commands)."""
+    (IPv4 address → host name, from run.json's ``nodes``)."""
     run_dir = Path(run_dir)
     run = rundir.read_run_json(run_dir)
     noise = rundir.read_table(run_dir, "noise", required=False)
     messages = rundir.read_table(run_dir, "messages")
-    hosts = {}
-    for node, commands in (run.get("commands") or {}).items():
-        if not re.match(r"^h\d+$", node):
-            continue
-        for line in commands:
-            m = _ADDR_RE.match(line)
-            if m:
-                hosts[m.group(1)] = node
+    hosts = {d["address"]: node for node, d in run["nodes"].items()
+             if d.get("role") == "host" and d.get("address")}
     if not hosts:
-        raise RunDirError(f"{run_dir}: run.json records no host addresses (commands); cannot map addresses to hosts")
+        raise RunDirError(f"{run_dir}: run.json records no host addresses (nodes); cannot map addresses to hosts")
     return {"noise_probes": int(noise["msg_id"].nunique()) if len(noise) else 0,
             "msg_ids": messages["msg_id"].to_numpy(np.int64), "hosts": hosts}
 
@@ -375,7 +366,7 @@ def flow_metrics(records: pd.DataFrame, tmax_ns: int | None = None) -> dict:
         ``"src->dst"`` → ``src``, ``dst``, ``messages``, ``packets``, ``captured``, ``owd_us``
         (both flavours), ``pdv_us``, ``ipdv_us``, ``rfc3550_j_us``, ``loss`` / ``loss_ratio``,
         ``loss_episodes``, ``reorder``, ``paths`` (packets per spine/NCF index), ``delivered_bytes``.
-        Not JSON-ready (``inf``/``nan`` floats): see :func:`~fabric.analysis.run_metrics.to_jsonable`.
+        Not JSON-ready (``inf``/``nan`` floats): see :func:`fabric.jsonio.plain`.
     """
     if records.empty:
         return {}
@@ -460,7 +451,7 @@ def analyze_capture(path: Path, tmax_ns: int | None = None, run_dir: Path | None
               "tmax_ns": None if tmax_ns is None else int(tmax_ns),
               "addresses": "host names" if run_info else "IPv4 address strings",
               "flows": flow_metrics(records, tmax_ns)}
-    return to_jsonable(result)
+    return plain(result)
 
 
 def dumps(result: dict) -> str:

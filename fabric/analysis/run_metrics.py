@@ -28,7 +28,6 @@ Layout (see :func:`analyze_run`)::
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ from fabric.analysis import completion as C
 from fabric.analysis import metrics as M
 from fabric.analysis.fidelity import fidelity_signals, fidelity_verdict
 from fabric.errors import RunDirError
+from fabric.jsonio import plain
 from fabric.probe import WIRE_OVERHEAD_BYTES
 
 # A deliberately short, datacenter-tuned retransmission timeout for the loss-recovery model;
@@ -53,33 +53,6 @@ SCALE_MEANING = ("Emulated link rates, message sizes and buffers are the real on
                  "Byte counts and rates in this file are real-world (emulated x k); times need no "
                  "rescaling. Packets are not scaled, so per-packet serialization is k times coarser "
                  "than in the real fabric.")
-
-
-# --------------------------------------------------------------------------------------------
-# JSON
-# --------------------------------------------------------------------------------------------
-
-def to_jsonable(obj):
-    """Plain-Python copy of ``obj`` for JSON: numpy scalars unwrapped, ``inf`` → ``"inf"``,
-    ``-inf`` → ``"-inf"``, NaN → ``None``; dict keys become strings."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        if math.isnan(v):
-            return None
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return v
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,7 +382,7 @@ def analyze_frames(frames: dict) -> dict:
         "groups": groups,
         "fairness": fairness,
         "links": M.link_summary(links, scale_k),
-        "spine_imbalance": M.spine_imbalance(links, scale_k),
+        "spine_imbalance": M.spine_imbalance(links, rundir.core_switches(run), scale_k),
         "noise_floor": {"owd_us": noise_stats},
         "loss_recovery": {
             "model": "go-back-N from the first lost packet after one retransmission timeout; "
@@ -420,7 +393,7 @@ def analyze_frames(frames: dict) -> dict:
         },
         "fidelity": fidelity_verdict(signals),
     }
-    return to_jsonable(result)
+    return plain(result)
 
 
 def analyze_run(run_dir: Path) -> dict:

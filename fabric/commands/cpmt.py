@@ -6,7 +6,6 @@ for automation, or ``--explain`` step by step with every input and its source).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -14,6 +13,7 @@ from typing import Optional
 import typer
 
 from fabric.economics import cpmt_for_run
+from fabric.jsonio import dumps
 
 __all__ = ["cpmt", "cpmt_for_run", "render_summary", "render_explain", "to_json"]
 
@@ -33,21 +33,8 @@ def cpmt(run_dir: Path = typer.Argument(..., help="Run directory written by `fab
         typer.echo(render_summary(result))
 
 
-def _clean(value):
-    """JSON has no NaN/inf: map them to null; recurse into containers."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
-        return _clean(value.item())
-    return value
-
-
 def to_json(result: dict) -> str:
-    return json.dumps(_clean(result), indent=2, sort_keys=True)
+    return dumps(result).rstrip("\n")
 
 
 def _eta(v) -> str:

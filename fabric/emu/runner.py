@@ -11,7 +11,6 @@ import multiprocessing
 import os
 import platform
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,8 +33,8 @@ from fabric.emu.scale import ScaleChoice, choose_scale
 from fabric.emu.scheduler import run_scheduler
 from fabric.errors import EmulationError, SpecError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
-from fabric.rundir import write_json, write_table
-from fabric.schedule import normalize, write_schedule
+from fabric.rundir import RunJson, check_out_dir, node_facts, record, staged_run_dir
+from fabric.schedule import normalize
 from fabric.specs import FabricSpec
 from fabric.topology import fabric_facts, hosts, path_link_rates_bps
 
@@ -133,6 +132,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
         raise SpecError(spec.source, "", f"schedule uses hosts {unknown[:5]} that the design lacks (it has h0..h{len(known) - 1})")
     if schedule.empty:
         raise SpecError(spec.source, "", "the schedule has no messages")
+    check_out_dir(out_dir)  # before the calibration: fail in a second, not in a minute
 
     link_ends = {d["link_id"]: (u, d["ifname"][u]) for u, v, d in g.edges(data=True)}
     for link_id in options.captures:
@@ -141,16 +141,21 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     nic_rate = {h: g.nodes[h]["nic_rate_bps"] for h in known}
     link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
     budget_pps, budget_facts = _resolve_budget(options.budget_pps, report)
-    options = replace(options, extra={**options.extra, "budget": budget_facts})
+    options = replace(options, extra={**options.extra, "budget": budget_facts},
+                      name=options.name or Path(out_dir).name)
     choice: ScaleChoice = choose_scale(schedule, nic_rate, link_rates, budget_pps,
                                        options.payload_bytes, options.scale, options.dilation)
-    k, dilation = choice.k, choice.dilation
+    with staged_run_dir(out_dir) as stage:
+        _emulate(spec, g, schedule, stage, options, choice, report, started)
+    report("collect", 1.0)
+    return Path(out_dir)
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise SpecError(str(out_dir), "--out", "directory exists and is not empty; choose a new one or remove it")
-    created_out = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+def _emulate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Path, options: RunOptions,
+             choice: ScaleChoice, report: Callable[[str, float], None], started: float) -> None:
+    """Build the fabric, replay the schedule and record into ``out_dir`` (the staging directory)."""
+    k, dilation = choice.k, choice.dilation
+    link_ends = {d["link_id"]: (u, d["ifname"][u]) for u, v, d in g.edges(data=True)}
     work = out_dir / ".work"
     work.mkdir()
 
@@ -172,7 +177,6 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     senders: list[subprocess.Popen] = []  # compiled senders, each in its own process group
     receiver: subprocess.Popen | None = None  # the compiled receiver, in its own process group
     fabric = EmulatedFabric(g, plans, work)
-    failed = False
     try:
         total_nodes = g.number_of_nodes() * 2
         done = [0]
@@ -306,9 +310,6 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
                                  f"{why[-1] if why else 'no message'}")
         rx_to_npz(work / "rx.bin", work / "rx.npz", plan.total_packets)
         report("collect", 0.5)
-    except BaseException:
-        failed = True
-        raise
     finally:
         for cap in captures:
             if cap.poll() is None:
@@ -336,17 +337,10 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
             receiver.wait()
         fabric.teardown()
         signal.signal(signal.SIGTERM, old_sigterm)
-        if failed:
-            # A run that did not finish leaves no half-written run directory behind.
-            shutil.rmtree(work, ignore_errors=True)
-            if created_out and out_dir.exists() and not any(out_dir.iterdir()):
-                out_dir.rmdir()
 
     _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, plan, load_emulated,
                    commands, shapes, pids_gone=list(fabric.pids.values()), started=started, t0_ns=t0_ns,
                    first_s=first_s)
-    report("collect", 1.0)
-    return out_dir
 
 
 def serialization_ns(g: nx.MultiGraph, src: np.ndarray, dst: np.ndarray, payload_bytes: np.ndarray,
@@ -401,8 +395,7 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         "rx_ns": np.where(rx_virtual >= 0, rx_virtual + ser_ns, -1), "copies": rx["copies"], "path": rx["path"],
         "ser_ns": ser_ns,
     })
-    write_table(out_dir, "noise", frame[is_probe])
-    write_table(out_dir, "packets", frame[~is_probe].reset_index(drop=True))
+    tables = {"noise": frame[is_probe], "packets": frame[~is_probe].reset_index(drop=True)}
 
     # Per message, from the load part only.
     load = ~is_probe
@@ -423,18 +416,16 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         "t_sched_ns": virtual(plan.t_start_ns[n_probe:]), "t_tx_first_ns": tx_load[first_idx],
         "t_tx_last_ns": tx_load[last_idx], "t_rx_last_ns": t_rx_last,
     })
-    write_table(out_dir, "messages", messages)
+    tables["messages"] = messages
     links = pd.read_parquet(work / "links.parquet")
     # In virtual time a link carries D times more per second than its wall-clock shaper rate.
     links["t_ns"] = virtual(links["t_ns"].to_numpy())
     links["rate_bps"] = np.round(links["rate_bps"] * dilation).astype(np.int64)
-    write_table(out_dir, "links", links)
-    write_table(out_dir, "cpu", pd.read_parquet(work / "cpu.parquet"))
-    write_schedule(schedule, out_dir / "schedule.parquet")
+    tables |= {"links": links, "cpu": pd.read_parquet(work / "cpu.parquet"), "schedule": schedule}
     scheduler_facts = None
     if (work / "scheduler.parquet").exists():
         ticks = pd.read_parquet(work / "scheduler.parquet")
-        write_table(out_dir, "scheduler", ticks)
+        tables["scheduler"] = ticks
         intervals = ticks.drop_duplicates("t_ns")["tick_interval_ns"].to_numpy()[1:]
         tick_ns = spec.scheduler.tick_ns
         scheduler_facts = {
@@ -452,29 +443,15 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         last_sample = links[links["t_ns"] == links["t_ns"].max()]
         host_side_drops = int(last_sample.loc[last_sample["kind"].eq("host") &
                                               last_sample["node"].isin(host_names), "drops"].sum()) - int(tx["refused"])
-    run_json = {
-        "format": 1,
-        "name": options.name or out_dir.name,
-        "fabric_version": __version__,
-        "topology": {"path": spec.source, "sha256": spec.content_sha256, "spec": _jsonable(spec.to_dict()),
-                     "facts": fabric_facts(g)},
-        "workload": options.extra.get("workload", {}),
+    tools = _tool_versions()
+    details = {
         "budget": options.extra.get("budget"),  # where the packet budget came from (calibration or --budget)
-        "seed": options.seed,
-        "hash_seed": options.hash_seed,
-        "scale_k": choice.k,
         "scale": choice.to_dict() | {
             "note": "link rates, message sizes and buffers divided by k; times are real; packet size is "
                     "not scaled, so per-packet serialization is k times coarser than on the real fabric; "
                     "with dilation D > 1 the fabric ran D times slower (rates divided by k*D, schedule "
                     "stretched by D) and all recorded times were divided by D"},
-        "payload_bytes": options.payload_bytes,
         "noise_probe_payload_bytes": NOISE_PROBE_PAYLOAD_BYTES,
-        # The instant schedule time 0 maps to (virtual): the load's first message started at t0_ns
-        # of the wall clock, which is schedule time first_s.
-        "t0_ns": int(t0_ns) - int(round(first_s * 1e9)),
-        "tmax_ns": int(options.tmax_s * 1e9 / dilation),
-        "dilation": dilation,
         "clock": ("packets, noise, messages and links are in virtual (undilated) time: wall time since t0 "
                   "divided by the dilation; cpu and scheduler samples are wall time (they describe the machine)"),
         "host_queue_packets": HOST_QUEUE_PACKETS,
@@ -491,19 +468,23 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         "commands": commands,
         "captures": sorted(options.captures),
         "scheduler": scheduler_facts,
-        "tools": _tool_versions(),
+        "tools": tools,
         "namespace_owner_pids": sorted(pids_gone),
-        "wall_time_s": round(time.time() - started, 3),
     }
-    write_json(out_dir / "run.json", run_json)
+    run = RunJson(
+        engine="emu", engine_version=f"linux {tools['kernel']}, compiled agents", name=options.name,
+        fabric_version=__version__,
+        topology={"path": spec.source, "sha256": spec.content_sha256, "spec": spec.to_dict(),
+                  "facts": fabric_facts(g)},
+        workload=options.extra.get("workload", {}), seed=options.seed, hash_seed=options.hash_seed,
+        scale_k=float(choice.k), dilation=float(dilation), payload_bytes=options.payload_bytes,
+        # The instant schedule time 0 maps to (virtual): the load's first message started at t0_ns
+        # of the wall clock, which is schedule time first_s.
+        t0_ns=int(t0_ns) - int(round(first_s * 1e9)), tmax_ns=int(options.tmax_s * 1e9 / dilation),
+        nodes=node_facts(g), idle_path_delay_ns=None, wall_time_s=round(time.time() - started, 3),
+        details=details)
+    record(out_dir, tables, run)
     for f in work.iterdir():
         f.unlink()
     work.rmdir()
 
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value

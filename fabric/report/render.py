@@ -8,11 +8,11 @@ and summary.json.
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from fabric.jsonio import write_json
 from fabric.report import tables as T
 
 # docs/design.md §7 and the emulator's own limits: stated in every report.
@@ -68,7 +68,7 @@ def render_markdown(summary: dict, plots: list[dict] | None = None, html_name: s
 
 
 def write_summary_json(summary: dict, path: Path) -> None:
-    Path(path).write_text(json.dumps(summary, indent=2, sort_keys=False, allow_nan=False, ensure_ascii=False) + "\n")
+    write_json(path, summary, sort_keys=False)
 
 
 def write_report(summary: dict, html_path: Path, with_plots: bool = True) -> dict[str, Path]:

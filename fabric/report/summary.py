@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from fabric import __version__
-from fabric.analysis.run_metrics import SCALE_MEANING, analyze_run, to_jsonable
+from fabric.analysis.run_metrics import SCALE_MEANING, analyze_run
 from fabric.errors import FabricError
+from fabric.jsonio import plain
 
 FORMAT = "fabric-compare-summary"
 FORMAT_VERSION = 1
@@ -491,7 +492,7 @@ def build_summary(designs: list[DesignRecord], *, workload: dict | None = None, 
         (notes := list(notes or [])).append(
             f"designs were run at different scale factors k ({', '.join(f'{k:g}' for k in ks)}): per-packet "
             f"serialization differs between them; compare with care")
-    return to_jsonable({
+    return plain({
         "format": FORMAT, "format_version": FORMAT_VERSION, "fabric_version": __version__,
         "status": status, "repeats": repeats,
         "workload": workload or {}, "scale": scale,

@@ -16,7 +16,8 @@ from fabric import economics as E
 from fabric.catalog.network import load_network_parts, price_bom
 from fabric.errors import CostError
 from fabric.rundir import write_table
-from fabric.schedule import write_schedule
+from fabric.specs import parse_fabric_spec
+from tests.rundirs import write_run
 
 REPO = Path(__file__).resolve().parents[2]
 T0_NS = 1_700_000_000_000_000_000
@@ -87,7 +88,7 @@ def ideal_group_time_s(kind: str) -> float:
 
 
 def make_run(path: Path, kv_tail_s=None, moe_tail_s=0.0, lost: dict | None = None, workload: dict | None = None,
-             fabric: dict | None = None, with_packets: bool = True) -> Path:
+             with_packets: bool = True) -> Path:
     """Write a run directory whose measured completions equal the ideal ones, plus injected tails.
 
     kv_tail_s : callable r -> extra seconds on request r's first shard (None: no tail)
@@ -95,9 +96,7 @@ def make_run(path: Path, kv_tail_s=None, moe_tail_s=0.0, lost: dict | None = Non
     lost : {request_id: first_lost_seq} — that request's first shard loses its packets from
            first_lost_seq on (only the first lost one recorded as lost when with_packets)
     """
-    path.mkdir(parents=True, exist_ok=True)
     sched = build_schedule()
-    write_schedule(sched, path / "schedule.parquet")
     m = sched.copy()
     m["bytes_emulated"] = (m["bytes"] // 1000).clip(lower=1)        # k = 1000
     m["packets"] = np.ceil(m["bytes_emulated"] / PAYLOAD).astype(int)
@@ -125,20 +124,15 @@ def make_run(path: Path, kv_tail_s=None, moe_tail_s=0.0, lost: dict | None = Non
                 packets_rows.append(dict(msg_id=int(m.at[i, "msg_id"]), seq=seq, src=m.at[i, "src"], dst=m.at[i, "dst"],
                                          bytes=per, tx_ns=tx, rx_ns=-1 if seq >= first_seq else tx + IDLE_NS,
                                          copies=0 if seq >= first_seq else 1, path=-1))
-    write_table(path, "messages", m)
+    tables = {"schedule": sched, "messages": m}
     if packets_rows:
-        write_table(path, "packets", pd.DataFrame(packets_rows))
-    if fabric is None:     # the layout fabric.emu.runner writes
-        from fabric.specs import parse_fabric_spec
-        fabric = {"path": "topologies/test.yaml", "sha256": "",
-                  "spec": json.loads(json.dumps(parse_fabric_spec(FABRIC).to_dict()))}
-    run = {"topology": fabric, "t0_ns": T0_NS, "scale_k": 1000, "payload_bytes": PAYLOAD,
-           "idle_path_delay_ns": IDLE_NS, "loss_recovery": {"model": "go-back-n", "rto_ns": RTO_NS},
-           "workload": workload if workload is not None else {
-               "model": "DeepSeek-V3", "layers_emulated": MOE_LAYERS,
-               "prefill_compute_s": 0.5, "decode_step_compute_s": 0.04}}
-    (path / "run.json").write_text(json.dumps(run))
-    return path
+        tables["packets"] = pd.DataFrame(packets_rows)
+    return write_run(path, tables, spec=parse_fabric_spec(FABRIC, "topologies/test.yaml"), t0_ns=T0_NS,
+                     scale_k=1000.0, payload_bytes=PAYLOAD, idle_path_delay_ns=IDLE_NS,
+                     loss_recovery={"model": "go-back-n", "rto_ns": RTO_NS},
+                     workload=workload if workload is not None else {
+                         "model": "DeepSeek-V3", "layers_emulated": MOE_LAYERS,
+                         "prefill_compute_s": 0.5, "decode_step_compute_s": 0.04})
 
 
 def write_costs(path: Path, data: dict) -> Path:
@@ -343,20 +337,13 @@ def test_loss_without_packet_records_resends_whole_message(tmp_path):
     assert float(rec["measured_done_s"].iloc[0] - rec["t_start_s"].iloc[0]) == pytest.approx(expected, rel=1e-9)
 
 
-def test_fabric_design_as_yaml_mapping_in_run_json(tmp_path):
-    run = make_run(tmp_path / "run", fabric=FABRIC)
-    r = E.cpmt_for_run(run)
-    assert r["design"]["hosts"] == 16
-    assert r["eta"]["combined"] == pytest.approx(1.0, abs=0.01)
-
-
 def test_missing_fabric_in_run_json_is_a_clear_error(tmp_path):
     from fabric.errors import RunDirError
     run = make_run(tmp_path / "run")
     data = json.loads((run / "run.json").read_text())
     del data["topology"]
     (run / "run.json").write_text(json.dumps(data))
-    with pytest.raises(RunDirError, match="topology"):
+    with pytest.raises(RunDirError, match="key 'topology' is missing"):
         E.cpmt_for_run(run)
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from fabric.analysis import fidelity as F
+from tests.rundirs import run_json
 
 CLEAN = {
     "noise_floor_p99_us": 15.0,
@@ -83,7 +84,8 @@ def _link(node, peer, kind, rate, tx_per_s, backlog, n=5):
 
 def _frames(**over):
     f = {
-        "run": {"scale_k": 10},
+        # hosts without a recorded NIC rate: only links.parquet says how fast each one sends
+        "run": run_json(scale_k=10.0, nodes={f"h{i}": {"role": "host", "tier": "host"} for i in range(4)}).to_dict(),
         "messages": pd.DataFrame({"msg_id": [1, 2], "src": ["h0", "h2"], "dst": ["h1", "h1"],
                                   "bytes_emulated": [1_000_000, 1_000_000], "packets": [250, 250],
                                   "t_sched_ns": [T, T], "t_tx_first_ns": [T + 10_000, T + 20_000],

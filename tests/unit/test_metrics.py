@@ -293,7 +293,7 @@ def test_spine_imbalance_max_over_mean():
         _link_rows("l3", "spine1", "leaf1", "fabric", (0, 100)),
         _link_rows("l4", "h0", "leaf0", "host", (0, 10_000)),   # host links do not count
     ])
-    s = M.spine_imbalance(f, scale_k=10)
+    s = M.spine_imbalance(f, {"spine0": 0, "spine1": 1}, scale_k=10)
     # spine0 carried 400, spine1 200: mean 300 -> 400 / 300
     assert s["max_over_mean"] == pytest.approx(4 / 3)
     assert s["shares"] == {"spine0": pytest.approx(2 / 3), "spine1": pytest.approx(1 / 3)}
@@ -305,6 +305,6 @@ def test_spine_imbalance_max_over_mean():
 def test_spine_imbalance_counts_idle_cores_and_orders_ncfs_numerically():
     f = pd.concat([_link_rows(f"l{i}", "ncp0", f"ncf{i}", "fabric", (0, 100 if i == 10 else 0))
                    for i in (2, 10)])
-    s = M.spine_imbalance(f)
+    s = M.spine_imbalance(f, {"ncf2": 2, "ncf10": 10})
     assert list(s["shares"]) == ["ncf2", "ncf10"]
     assert s["max_over_mean"] == pytest.approx(2.0)   # one of two cores carries everything

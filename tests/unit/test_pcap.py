@@ -208,18 +208,21 @@ def test_not_a_capture_is_a_clear_error(tmp_path):
 def test_run_directory_maps_wire_ids_and_addresses(tmp_path, capture):
     import pandas as pd
 
-    from fabric.rundir import write_json, write_table
+    from fabric.rundir import node_facts
+    from fabric.topology import build_fabric
+    from tests.rundirs import SMALL_DESIGN, parse_fabric_spec, write_run
 
-    run = tmp_path / "run"
-    run.mkdir()
     # Two noise probes (wire ids 0, 1); the load's wire ids 2.. are schedule rows 0..
-    write_table(run, "noise", pd.DataFrame({"msg_id": [0, 1], "seq": 0, "src": "h0", "dst": "h1", "bytes": 64,
-                                            "tx_ns": 0, "rx_ns": 1, "copies": 1, "path": -1}))
+    noise = pd.DataFrame({"msg_id": [0, 1], "seq": 0, "src": "h0", "dst": "h1", "bytes": 64,
+                          "tx_ns": 0, "rx_ns": 1, "copies": 1, "path": -1})
     ids = [100 + i for i in range(10)]
-    pd.DataFrame({"msg_id": ids, "src": "h0", "dst": "h2"}).to_parquet(run / "messages.parquet")
-    write_json(run / "run.json", {"commands": {"h0": [f"ip addr add {A}/31 dev h0-eth0"],
-                                               "h2": [f"ip addr add {R}/31 dev h2-eth0"],
-                                               "leaf0": ["ip addr add 10.9.9.9/31 dev x"]}})
+    messages = pd.DataFrame({"msg_id": ids, "src": "h0", "dst": "h2", "kind": "kv", "group": "", "request_id": -1,
+                             "step": -1, "bytes": 64, "bytes_emulated": 64, "packets": 1, "packets_received": 1,
+                             "t_sched_ns": 0, "t_tx_first_ns": 0, "t_tx_last_ns": 0, "t_rx_last_ns": 1})
+    g = build_fabric(parse_fabric_spec(SMALL_DESIGN, "test"))
+    nodes = node_facts(g)
+    nodes["h0"]["address"], nodes["h2"]["address"] = A, R  # the capture's addresses
+    run = write_run(tmp_path / "run", {"noise": noise, "messages": messages}, g=g, nodes=nodes)
     result = P.analyze_capture(capture, run_dir=run)
     assert result["run"]["noise_probe_copies"] == 0
     # Wire 7 -> schedule row 5 -> msg_id 105; wire 9 -> 107; B's address is not a known host.

@@ -15,10 +15,9 @@ import pytest
 
 from fabric.analysis.run_metrics import write_metrics
 from fabric.probe import WIRE_OVERHEAD_BYTES
-from fabric.rundir import write_json, write_table
-from fabric.schedule import write_schedule
 from fabric.specs import load_fabric_spec
-from fabric.topology import build_fabric, fabric_facts, hosts
+from fabric.topology import build_fabric, hosts
+from tests.rundirs import write_run
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "tests" / "emulation" / "profiles" / "small-mixed.yaml"
@@ -27,14 +26,6 @@ SPRAY = REPO / "topologies" / "leaf-spine-spray.yaml"
 SCHED = REPO / "topologies" / "scheduled-fabric.yaml"
 K = 20.0
 PAYLOAD = 4096
-
-
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(a): _jsonable(b) for a, b in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 def synthetic_run(spec, g, schedule: pd.DataFrame, out: Path, *, k: float = K, seed: int = 3, hash_seed: int = 7,
@@ -48,7 +39,6 @@ def synthetic_run(spec, g, schedule: pd.DataFrame, out: Path, *, k: float = K, s
     """
     rng = np.random.default_rng(rng_seed)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=False)
     sched = schedule.sort_values("msg_id").reset_index(drop=True)
     t0 = 1_700_000_000_000_000_000
     host_rate = spec.host_link_rate_bps / k
@@ -70,12 +60,10 @@ def synthetic_run(spec, g, schedule: pd.DataFrame, out: Path, *, k: float = K, s
     packets = pd.DataFrame({"msg_id": sched["msg_id"].to_numpy()[msg], "seq": seq, "src": sched["src"].to_numpy()[msg],
                             "dst": sched["dst"].to_numpy()[msg], "bytes": size, "tx_ns": tx, "rx_ns": rx,
                             "copies": copies, "path": rng.integers(0, spec.cores, size=tx.size), "ser_ns": wire_ns})
-    write_table(out, "packets", packets)
     hs = hosts(g)
     noise = pd.DataFrame({"msg_id": np.arange(20), "seq": 0, "src": hs[0], "dst": hs[-1], "bytes": 64,
                           "tx_ns": t0 - 500_000_000 + np.arange(20) * 1_000_000,
                           "rx_ns": t0 - 500_000_000 + np.arange(20) * 1_000_000 + 6_000, "copies": 1, "path": 0})
-    write_table(out, "noise", noise)
     rxm = np.where(rx >= 0, rx, -1)
     starts = np.cumsum(npk) - npk
     messages = pd.DataFrame({
@@ -84,7 +72,6 @@ def synthetic_run(spec, g, schedule: pd.DataFrame, out: Path, *, k: float = K, s
         "bytes_emulated": emulated, "packets": npk, "packets_received": np.add.reduceat(copies.astype(np.int64), starts),
         "t_sched_ns": t_sched, "t_tx_first_ns": tx[starts], "t_tx_last_ns": tx[starts + npk - 1],
         "t_rx_last_ns": np.maximum.reduceat(rxm, starts)})
-    write_table(out, "messages", messages)
     rows = []
     times = t0 + np.arange(0, 8) * 100_000_000
     for u, v, d in g.edges(data=True):
@@ -96,24 +83,16 @@ def synthetic_run(spec, g, schedule: pd.DataFrame, out: Path, *, k: float = K, s
                 rows.append(dict(t_ns=t, link_id=d["link_id"], node=node, peer=peer, kind=d["kind"], queue="port",
                                  rate_bps=int(rate), tx_bytes=int(c), tx_packets=int(c // PAYLOAD), drops=0,
                                  backlog_bytes=0, backlog_packets=0))
-    write_table(out, "links", pd.DataFrame(rows))
-    write_table(out, "cpu", pd.DataFrame({"t_ns": times, "some_avg10": 2.0, "some_total_us": np.arange(8) * 2000,
-                                          "full_total_us": 0}))
-    write_schedule(schedule, out / "schedule.parquet")
-    run_json = {
-        "format": 1, "name": name or out.name, "fabric_version": "0.1.0",
-        "topology": {"path": str(spec.source), "sha256": spec.content_sha256, "spec": _jsonable(spec.to_dict()),
-                     "facts": _jsonable(fabric_facts(g))},
-        "workload": {"path": str(traffic), "messages": int(len(schedule)), "bytes": int(schedule["bytes"].sum())},
-        "seed": seed, "hash_seed": hash_seed, "scale_k": k,
-        "scale": {"k": k, "budget_pps": 50000, "peak_offered_bps": 4.8e12, "mean_offered_bps": 1e12,
-                  "peak_pps_emulated": 29296.9, "reason": "synthetic", "note": "synthetic test run"},
-        "payload_bytes": PAYLOAD, "noise_probe_payload_bytes": 64, "t0_ns": t0, "tmax_ns": 1_000_000_000,
-        "host_side_drops": host_side_drops, "sender_refused": 0, "receiver_foreign_packets": 0,
-        "tx_timestamps_missing": 0, "commands": {}, "captures": [], "scheduler": None, "tools": {},
-        "wall_time_s": 4.2,
-    }
-    write_json(out / "run.json", run_json)
+    cpu = pd.DataFrame({"t_ns": times, "some_avg10": 2.0, "some_total_us": np.arange(8) * 2000, "full_total_us": 0})
+    write_run(out, {"packets": packets, "noise": noise, "messages": messages, "links": pd.DataFrame(rows),
+                    "cpu": cpu, "schedule": schedule}, spec=spec, g=g,
+              name=name or out.name, workload={"path": str(traffic), "messages": int(len(schedule)),
+                                               "bytes": int(schedule["bytes"].sum())},
+              seed=seed, hash_seed=hash_seed, scale_k=float(k), payload_bytes=PAYLOAD, t0_ns=t0, wall_time_s=4.2,
+              scale={"k": k, "budget_pps": 50000, "peak_offered_bps": 4.8e12, "mean_offered_bps": 1e12,
+                     "peak_pps_emulated": 29296.9, "reason": "synthetic", "note": "synthetic test run"},
+              noise_probe_payload_bytes=64, host_side_drops=host_side_drops, sender_refused=0,
+              receiver_foreign_packets=0, tx_timestamps_missing=0, commands={}, captures=[], scheduler=None, tools={})
     write_metrics(out)
     return out
 

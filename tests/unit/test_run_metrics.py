@@ -10,8 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from fabric import rundir
-from fabric.analysis.run_metrics import analyze_run, to_jsonable, write_metrics
+from fabric.analysis.run_metrics import analyze_run, write_metrics
 from fabric.errors import RunDirError
+from fabric.specs import parse_fabric_spec
+from tests.rundirs import SMALL_DESIGN, write_run
 
 T = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -41,8 +43,6 @@ def _links(hosts, rows_per_link=2, dt=MS):
 @pytest.fixture
 def run_dir(tmp_path):
     """Two KV messages of one request (one with packet 2 lost), one probe delivered twice."""
-    d = tmp_path / "run"
-    d.mkdir()
     pk = []
     for s in range(4):  # m1 h0 -> h2, packet 2 lost; others arrive after 100 µs
         pk.append(_pk(1, s, "h0", "h2", T + s * MS, -1 if s == 2 else T + s * MS + 100_000, 0 if s == 2 else 1))
@@ -52,8 +52,7 @@ def run_dir(tmp_path):
     # the first copy (earlier rx) decides its delay, the second is a duplicate.
     pk.append(_pk(3, 0, "h0", "h1", T, T + 30_000, nbytes=64))
     pk.append(_pk(3, 0, "h0", "h1", T, T + 90_000, nbytes=64))
-    rundir.write_table(d, "packets", pd.DataFrame(pk))
-    rundir.write_table(d, "messages", pd.DataFrame([
+    messages = pd.DataFrame([
         {"msg_id": 1, "src": "h0", "dst": "h2", "kind": "kv", "group": "r1", "request_id": 1, "step": 0,
          "bytes": 4_000_000, "bytes_emulated": 4000, "packets": 4, "packets_received": 3, "t_sched_ns": T,
          "t_tx_first_ns": T, "t_tx_last_ns": T + 3 * MS, "t_rx_last_ns": T + 3 * MS + 100_000},
@@ -63,17 +62,15 @@ def run_dir(tmp_path):
         {"msg_id": 3, "src": "h0", "dst": "h1", "kind": "probe", "group": "", "request_id": -1, "step": -1,
          "bytes": 64_000, "bytes_emulated": 64, "packets": 1, "packets_received": 1, "t_sched_ns": T,
          "t_tx_first_ns": T, "t_tx_last_ns": T, "t_rx_last_ns": T + 30_000},
-    ]))
+    ])
     # noise probe: idle delays 40, 50, 60 µs -> idle path delay (median) 50 µs
-    rundir.write_table(d, "noise", pd.DataFrame([_pk(100 + i, 0, "h0", "h2", T - MS * (i + 1),
-                                                     T - MS * (i + 1) + v, nbytes=64)
-                                                 for i, v in enumerate((40_000, 50_000, 60_000))]))
-    rundir.write_table(d, "links", _links([("h0", "leaf0"), ("h1", "leaf0")]))
-    rundir.write_table(d, "cpu", pd.DataFrame({"t_ns": [T, T + 10 * MS], "some_avg10": [0.5, 1.0],
-                                               "some_total_us": [0, 100], "full_total_us": [0, 0]}))
-    rundir.write_json(d / "run.json", {"scale_k": 1000, "t0_ns": T, "tmax_ns": 1_000_000_000, "payload_bytes": 1000,
-                                       "loss_recovery": {"rto_ns": 4 * MS}})
-    return d
+    noise = pd.DataFrame([_pk(100 + i, 0, "h0", "h2", T - MS * (i + 1), T - MS * (i + 1) + v, nbytes=64)
+                          for i, v in enumerate((40_000, 50_000, 60_000))])
+    cpu = pd.DataFrame({"t_ns": [T, T + 10 * MS], "some_avg10": [0.5, 1.0], "some_total_us": [0, 100],
+                        "full_total_us": [0, 0]})
+    return write_run(tmp_path / "run", {"packets": pd.DataFrame(pk), "messages": messages, "noise": noise,
+                                        "links": _links([("h0", "leaf0"), ("h1", "leaf0")]), "cpu": cpu},
+                     scale_k=1000.0, t0_ns=T, payload_bytes=1000, loss_recovery={"rto_ns": 4 * MS})
 
 
 def test_metrics_json_is_byte_identical_on_reanalysis(run_dir):
@@ -161,13 +158,8 @@ def test_tmax_turns_late_packets_into_losses(run_dir):
     assert kv["owd_us"]["p50"] == "inf"
 
 
-def test_to_jsonable():
-    assert to_jsonable({"a": float("inf"), "b": float("nan"), "c": np.int64(3), 4: [np.float32(0.5)]}) == \
-        {"a": "inf", "b": None, "c": 3, "4": [0.5]}
-
-
 def test_missing_packets_is_a_run_dir_error(tmp_path):
-    rundir.write_json(tmp_path / "run.json", {"scale_k": 1})
+    write_run(tmp_path, {})
     with pytest.raises(RunDirError, match="packets.parquet"):
         analyze_run(tmp_path)
 
@@ -189,10 +181,9 @@ def test_metrics_json_small_for_16_host_run(tmp_path):
     tx = T + pm * MS + np.tile(np.arange(4), n_msg) * MS // 4
     pk = pd.DataFrame({"msg_id": pm, "seq": np.tile(np.arange(4), n_msg), "src": "x", "dst": "y", "bytes": 1000,
                        "tx_ns": tx, "rx_ns": tx + rng.integers(10_000, 90_000, pm.size), "copies": 1, "path": 0})
-    rundir.write_table(tmp_path, "packets", pk)
-    rundir.write_table(tmp_path, "messages", msgs)
-    rundir.write_table(tmp_path, "links", pd.concat(links))
-    rundir.write_json(tmp_path / "run.json", {"scale_k": 100})
+    design = SMALL_DESIGN | {"leaves": 4, "spines": 4, "hosts_per_leaf": 4}
+    write_run(tmp_path, {"packets": pk, "messages": msgs, "links": pd.concat(links)},
+              spec=parse_fabric_spec(design, "test"), scale_k=100.0)
     write_metrics(tmp_path)
     assert (tmp_path / "metrics.json").stat().st_size < 1_000_000
 

@@ -1,41 +1,29 @@
-"""The run directory: what one emulation run leaves behind, self-describing (docs/design.md §3).
+"""The run directory's tables: their files, columns and types (docs/design.md §3).
 
-``fabric analyze``, ``fabric cpmt`` and ``fabric report`` need nothing but this directory.
-Times are absolute CLOCK_REALTIME nanoseconds (all namespaces share one kernel clock);
-``run.json["t0_ns"]`` is the instant that schedule time 0 was mapped to. Byte counts in
-``packets``/``links`` are *emulated* (scaled by 1/k); multiply by ``run.json["scale_k"]`` for
-real-world bytes. Times need no rescaling: rates and sizes are divided by the same ``k``.
-
-With a time dilation ``D = run.json["dilation"] > 1`` the fabric ran D times slower (rates ÷ k·D,
-schedule × D); packets, noise, messages and links are written in *virtual* (undilated) time —
-wall time since t0 divided by D — so every reader sees an undilated run. ``links.rate_bps`` is the
-shaper's rate in that virtual time (real ÷ k), consistent with ``tx_bytes``. cpu and scheduler
-samples stay in wall time: they describe the machine.
-
-run.json keys read downstream: ``scale_k``, ``dilation``, ``scale`` (how k and D were chosen),
-``seed``, ``hash_seed``, ``t0_ns``, ``tmax_ns`` (loss threshold, virtual), ``payload_bytes``,
-``topology`` (path, sha256, spec, facts), ``workload`` (name, model, patterns with
-``layers_emulated``, path), ``host_side_drops``, ``sender_refused``, ``scheduler`` (tick_ns,
-tick interval p50/p99, tick_late_p99_ns; scheduled fabrics only), ``links_shaped``, ``commands``
-(every sysctl/ip/tc/nft command per namespace), ``tools``, ``wall_time_s``.
+Times are nanoseconds on the engine's clock (the emulator: CLOCK_REALTIME, which all namespaces
+share; the simulator: simulated time); ``run.json["t0_ns"]`` is the instant schedule time 0 maps
+to. Byte counts in ``packets``/``links`` are as carried (divided by ``run.json["scale_k"]``;
+multiply by it for real-world bytes); times need no rescaling, since rates and sizes are divided
+by the same k. With a time dilation ``D > 1`` (emulator only) packets, noise, messages and links
+are in virtual (undilated) time; cpu and scheduler samples stay in wall time: they describe the
+machine. ``links.rate_bps`` is the link's rate in that virtual time (real ÷ k).
 
 Files
 -----
-run.json            specs, seed, scale_k, t0_ns, tmax_ns, payload_bytes, kernel and tool versions,
-                    every command applied (``commands``), wall time, fidelity inputs
+run.json            :class:`fabric.rundir.runjson.RunJson` plus the engine's own facts
 schedule.parquet    the Schedule replayed (real units, see :mod:`fabric.schedule`)
 packets.parquet     one row per packet sent, :data:`PACKET_COLUMNS`
 noise.parquet       the idle-fabric probe before the load, same columns as packets
 messages.parquet    one row per message, :data:`MESSAGE_COLUMNS`
 links.parquet       link counters sampled over time, :data:`LINK_COLUMNS`
-cpu.parquet         /proc/pressure/cpu samples, :data:`CPU_COLUMNS`
-scheduler.parquet   credit-scheduler ticks (scheduled fabrics only), :data:`SCHEDULER_COLUMNS`
+cpu.parquet         /proc/pressure/cpu samples (emulator), :data:`CPU_COLUMNS`
+scheduler.parquet   credit-scheduler ticks (scheduled fabrics, emulator), :data:`SCHEDULER_COLUMNS`
 metrics.json        analysis output (recomputable with ``fabric analyze``)
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -90,7 +78,10 @@ def write_table(run_dir: Path, name: str, frame: pd.DataFrame) -> None:
     for column, default in OPTIONAL_DEFAULTS.get(name, {}).items():
         frame[column] = frame[column].fillna(default)
     frame = frame.astype(columns)
-    frame.to_parquet(Path(run_dir) / f"{name}.parquet", index=False, compression="zstd")
+    path = Path(run_dir) / f"{name}.parquet"
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False, compression="zstd")
+    os.replace(tmp, path)  # never half a table under its name
 
 
 def read_table(run_dir: Path, name: str, required: bool = True) -> pd.DataFrame:
@@ -100,18 +91,3 @@ def read_table(run_dir: Path, name: str, required: bool = True) -> pd.DataFrame:
             raise RunDirError(f"{run_dir}: {name}.parquet is missing; is this a fabric run directory?")
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in FILES[name].items()})
     return pd.read_parquet(path)
-
-
-def read_run_json(run_dir: Path) -> dict:
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
-        raise RunDirError(f"{run_dir}: run.json is missing; is this a fabric run directory?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Deterministic JSON (sorted keys, fixed indent) so re-analysis is byte-identical."""
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
