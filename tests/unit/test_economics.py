@@ -14,6 +14,7 @@ import yaml
 
 from fabric import economics as E
 from fabric.catalog.network import load_network_parts, price_bom
+from fabric.economics.derating import workload_from_run
 from fabric.errors import CostError
 from fabric.rundir import write_table
 from fabric.specs import parse_fabric_spec
@@ -409,7 +410,7 @@ def test_message_missing_from_records_is_charged_as_lost(tmp_path):
 
 
 def test_workload_facts_from_patterns_and_profile_path(tmp_path):
-    facts = E._workload_from_run({"workload": {"model": {"name": "DeepSeek-V3"},
+    facts = workload_from_run({"workload": {"model": {"name": "DeepSeek-V3"},
                                                "patterns": [{"type": "moe_decode", "layers_emulated": 4},
                                                             {"type": "allreduce", "layers_emulated": 8}]}})
     assert facts["model"] == "DeepSeek-V3"

@@ -1,0 +1,386 @@
+"""Derating: measured completion times of a run directory -> η per traffic pattern
+(docs/economics.md §2). Completion times come from :mod:`fabric.analysis.completion`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fabric import rundir
+from fabric.analysis.completion import recovery_completion_ns
+from fabric.analysis.metrics import idle_path_delay_ns, percentiles
+from fabric.economics.costs import (
+    DEFAULTS,
+    IETF_SLO,
+    SLO_BY_MODEL,
+    CostFile,
+    Ledger,
+    _catalog_accelerator,
+)
+from fabric.errors import FabricError, RunDirError
+
+A2A_KINDS = ("a2a_dispatch", "a2a_combine")
+TP_KINDS = ("allreduce",)
+KV_KINDS = ("kv",)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a run directory
+# --------------------------------------------------------------------------------------------
+
+def workload_from_run(run: dict, run_dir: Path | None = None) -> dict:
+    """Workload facts economics uses, flattened from run.json["workload"].
+
+    Read directly: ``model`` (name or mapping with ``name``), ``layers_emulated`` /
+    ``moe_layers_emulated`` / ``tp_layers_emulated``, ``layers`` / ``moe_layers`` / ``tp_layers``,
+    ``prefill_compute_s``, ``decode_step_compute_s``, ``overlap_fraction``, ``slo``. Else, from a
+    ``patterns`` list (``type`` moe_decode / allreduce with ``layers_emulated`` and ``model``), or
+    by loading the profile at ``path`` when the file is still there.
+    """
+    w = run.get("workload") or (run.get("specs") or {}).get("workload") or {}
+    w = dict(w) if isinstance(w, dict) else {}
+    if isinstance(w.get("model"), dict):
+        w["model"] = w["model"].get("name")
+    patterns = w.get("patterns") if isinstance(w.get("patterns"), list) else None
+    if patterns is None and w.get("path") and not w.get("model"):
+        path = Path(w["path"])
+        if not path.exists() and run_dir is not None:
+            path = Path(run_dir) / w["path"]
+        if path.exists():
+            try:
+                from fabric.workloads.profile import load_workload
+                prof = load_workload(path)
+            except (FabricError, ImportError):
+                prof = None
+            if prof is not None:
+                w.setdefault("model", prof.model.name if prof.model else None)
+                patterns = [{"type": pt.type, "layers_emulated": getattr(pt, "layers_emulated", 0),
+                             "model": pt.model.name if pt.model else None} for pt in prof.patterns]
+    for pt in patterns or []:
+        if not isinstance(pt, dict):
+            continue
+        label = {"moe_decode": "moe", "allreduce": "tp"}.get(pt.get("type"))
+        mname = pt["model"].get("name") if isinstance(pt.get("model"), dict) else pt.get("model")
+        if label and pt.get("layers_emulated"):
+            w.setdefault(f"{label}_layers_emulated", pt["layers_emulated"])
+        if mname and not w.get("model"):
+            w["model"] = mname
+    return w
+
+
+def _first(mapping: dict, *names, default=None):
+    for n in names:
+        if isinstance(mapping, dict) and mapping.get(n) is not None:
+            return mapping[n]
+    return default
+
+
+def _idle_path_delay_s(run: dict, run_dir: Path, costs: CostFile, led: Ledger) -> float:
+    cf = f"cost file {costs.source}"
+    if costs.idle_path_delay_s is not None:
+        return led.use("idle_path_delay_s", costs.idle_path_delay_s, "s", cf)
+    if run.get("idle_path_delay_ns") is not None:
+        return led.use("idle_path_delay_s", float(run["idle_path_delay_ns"]) / 1e9, "s", "run.json idle_path_delay_ns")
+    path = Path(run_dir) / "noise.parquet"
+    if path.exists():
+        noise = pd.read_parquet(path, columns=["tx_ns", "rx_ns"])
+        received = int((noise["rx_ns"] >= 0).sum())
+        if received:
+            owd_s = max(float(idle_path_delay_ns(noise)), 0.0) / 1e9
+            return led.use("idle_path_delay_s", owd_s, "s",
+                           f"noise.parquet: nearest-rank median idle one-way delay over {received} probe packets")
+    return led.pick("idle_path_delay_s")
+
+
+def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = None,
+                  run: dict | None = None, host_rate_bps: float | None = None) -> pd.DataFrame:
+    """One row per scheduled message with ideal and measured completion (seconds from workload start).
+
+    Columns: ``msg_id, kind, group, request_id, step, src, dst, bytes, t_start_s, ideal_done_s,
+    measured_done_s, recovered`` (``recovered``: the message lost packets, or never showed up in
+    messages.parquet, and its completion comes from the loss-recovery model).
+    """
+    from fabric.rundir import read_run_json
+    from fabric.schedule import read_schedule
+    run_dir = Path(run_dir)
+    costs = costs or CostFile()
+    led = led or Ledger()
+    run = run if run is not None else read_run_json(run_dir)
+    if host_rate_bps is None:
+        host_rate_bps = float(rundir.fabric_spec(run, f"{run_dir}/run.json").host_link_rate_bps)
+    rate = led.use("host_link_rate_bps", float(host_rate_bps), "bit/s", "run.json fabric design: host_link_rate")
+    idle = _idle_path_delay_s(run, run_dir, costs, led)
+    lr = run.get("loss_recovery") or {}
+    rto = led.pick("loss_recovery.rto_s", (costs.rto_s, f"cost file {costs.source}"),
+                   (lr.get("rto_ns") / 1e9 if lr.get("rto_ns") is not None else None, "run.json loss_recovery.rto_ns"))
+
+    from fabric.analysis.run_metrics import completions, read_frames
+    frames = read_frames(run_dir, packets_required=False)
+    scale_k = float(run.get("scale_k", 1) or 1)
+    # Every completion time comes from the one model of fabric.analysis.completion; a run without
+    # link counters (hand-made) falls back to the design's host link rate, emulated (÷ k).
+    comp, prep = completions(frames, fallback_rate_bps=rate / scale_k)
+    msgs = prep["messages"]
+    comp = comp.assign(msg_id=msgs["msg_id"].to_numpy(), t_sched_ns=msgs["t_sched_ns"].to_numpy())
+    sched_path = run_dir / "schedule.parquet"
+    t0_ns = run.get("t0_ns")
+    if sched_path.exists():
+        sched = read_schedule(sched_path)
+        unknown = set(msgs["msg_id"]) - set(sched["msg_id"])
+        if unknown:
+            raise RunDirError(f"{run_dir}: messages.parquet has {len(unknown)} msg_id values that schedule.parquet "
+                              f"lacks (e.g. {min(unknown)}); the two files are from different runs")
+        frame = sched.merge(comp, on="msg_id", how="left")
+    else:
+        frame = msgs.drop(columns=["t_sched_ns"]).merge(comp, on="msg_id", how="left")
+        if t0_ns is None:
+            t0_ns = int(frame["t_sched_ns"].min()) if len(frame) else 0
+        frame["t_start_s"] = (frame["t_sched_ns"] - t0_ns) / 1e9
+    frame = frame.reset_index(drop=True)
+    frame["ideal_done_s"] = frame["t_start_s"] + frame["ideal_ns"] / 1e9
+    measured = frame["t_start_s"] + frame["mct_ns"] / 1e9
+    missing = frame["mct_ns"].isna()
+    if missing.any():
+        # A scheduled message with no record was never delivered: the loss-recovery model from its
+        # scheduled start, resending all of it (real bytes at the real line rate: same time).
+        sub = frame[missing]
+        measured[missing] = sub["t_start_s"] + recovery_completion_ns(
+            np.zeros(len(sub)), sub["bytes"].to_numpy(np.float64), np.full(len(sub), rate), rto * 1e9, idle * 1e9) / 1e9
+        frame.loc[missing, "ideal_done_s"] = sub["t_start_s"] + sub["bytes"] * 8.0 / rate + idle
+    frame["recovered"] = frame["recovered"].fillna(True).astype(bool) | missing
+    frame["measured_done_s"] = measured.astype("float64")
+    cols = ["msg_id", "kind", "group", "request_id", "step", "src", "dst", "bytes", "t_start_s",
+            "ideal_done_s", "measured_done_s", "recovered"]
+    return frame[cols]
+
+
+# --------------------------------------------------------------------------------------------
+# Derating
+# --------------------------------------------------------------------------------------------
+
+def group_completions(frame: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
+    """Per group: start (first member's start), ideal and measured completion time (max − start)."""
+    g = frame.groupby(by, sort=True)
+    start = g["t_start_s"].min()
+    out = pd.DataFrame({
+        "start_s": start,
+        "ideal_s": g["ideal_done_s"].max() - start,
+        "measured_s": g["measured_done_s"].max() - start,
+        "messages": g.size(),
+        "recovered": g["recovered"].sum(),
+    })
+    return out
+
+
+def nearest_rank(values, q: float) -> float:
+    """Nearest-rank q-th percentile (docs/metrics.md), by :func:`fabric.analysis.metrics.percentiles`."""
+    return percentiles(np.asarray(values, dtype="float64"), [("q", int(round(q * 1000)))])["q"]
+
+
+def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_decode_step_s: float) -> dict | None:
+    """η_KV: share of requests meeting the TTFT SLO, measured ÷ ideal (DistServe goodput).
+
+    ``prefill_compute_s`` is a number or a Series indexed by request key.
+    """
+    kv = frame[frame["kind"].isin(KV_KINDS)]
+    if kv.empty:
+        return None
+    key = np.where(kv["request_id"] >= 0, "r" + kv["request_id"].astype(str), "g" + kv["group"].astype(str))
+    groups = group_completions(kv.assign(_req=key), "_req")
+    prefill = prefill_compute_s.reindex(groups.index).fillna(0.0) if isinstance(prefill_compute_s, pd.Series) \
+        else pd.Series(float(prefill_compute_s), index=groups.index)
+    ttft_ideal = prefill + groups["ideal_s"] + first_decode_step_s
+    ttft_meas = prefill + groups["measured_s"] + first_decode_step_s
+    att_ideal = float((ttft_ideal <= ttft_slo_s).mean())
+    att_meas = float((ttft_meas <= ttft_slo_s).mean())
+    eta = None if att_ideal == 0 else min(att_meas / att_ideal, 1.0)
+    return {
+        "eta": eta, "requests": int(len(groups)), "messages": int(len(kv)),
+        "recovered_messages": int(kv["recovered"].sum()),
+        "ttft_slo_s": ttft_slo_s, "attainment_ideal": att_ideal, "attainment_measured": att_meas,
+        "prefill_compute_s_mean": float(prefill.mean()), "first_decode_step_s": first_decode_step_s,
+        "kv_completion_ideal_p50_s": nearest_rank(groups["ideal_s"], 50),
+        "kv_completion_ideal_p99_s": nearest_rank(groups["ideal_s"], 99),
+        "kv_completion_measured_p50_s": nearest_rank(groups["measured_s"], 50),
+        "kv_completion_measured_p99_s": nearest_rank(groups["measured_s"], 99),
+        "ttft_ideal_p99_s": nearest_rank(ttft_ideal, 99), "ttft_measured_p99_s": nearest_rank(ttft_meas, 99),
+        "note": (None if eta is not None else
+                 "no request meets the TTFT SLO even on the ideal fabric: the SLO is out of reach for this "
+                 "workload's compute, so the network is not what limits it (η_KV left out)"),
+    }
+
+
+def step_comm(frame: pd.DataFrame, kinds: tuple[str, ...]) -> pd.DataFrame | None:
+    """Per decode step: Σ over the step's groups of group completion (ideal and measured), in s."""
+    sub = frame[frame["kind"].isin(kinds)]
+    if sub.empty:
+        return None
+    groups = group_completions(sub, ["step", "group"])
+    per_step = groups.groupby(level="step")[["ideal_s", "measured_s", "recovered"]].sum()
+    per_step["groups"] = groups.groupby(level="step").size()
+    return per_step
+
+
+def eta_tpot(per_step: pd.DataFrame, compute_s: float, layer_scale: float, overlap: float,
+             tpot_slo_s: float) -> dict:
+    """η = mean TPOT_ideal ÷ mean TPOT_measured, TPOT = compute + scale × comm × (1 − overlap)."""
+    k = layer_scale * (1.0 - overlap)
+    tpot_ideal = compute_s + k * per_step["ideal_s"]
+    tpot_meas = compute_s + k * per_step["measured_s"]
+    eta = float(tpot_ideal.mean() / tpot_meas.mean()) if tpot_meas.mean() > 0 else 1.0
+    return {
+        "eta": min(eta, 1.0), "steps": int(len(per_step)), "groups": int(per_step["groups"].sum()),
+        "recovered_messages": int(per_step["recovered"].sum()),
+        "compute_s": compute_s, "layer_scale": layer_scale, "overlap_fraction": overlap,
+        "comm_ideal_mean_s": float(per_step["ideal_s"].mean()), "comm_measured_mean_s": float(per_step["measured_s"].mean()),
+        "comm_measured_p99_s": nearest_rank(per_step["measured_s"], 99),
+        "tpot_ideal_mean_s": float(tpot_ideal.mean()), "tpot_measured_mean_s": float(tpot_meas.mean()),
+        "tpot_ideal_p99_s": nearest_rank(tpot_ideal, 99), "tpot_measured_p99_s": nearest_rank(tpot_meas, 99),
+        "tpot_slo_s": tpot_slo_s, "tpot_slo_met_measured": bool(nearest_rank(tpot_meas, 99) <= tpot_slo_s),
+    }
+
+
+def _model_or_none(name):
+    if not name:
+        return None
+    try:
+        from fabric.catalog import model
+        return model(str(name))
+    except FabricError:
+        return None
+
+
+def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = None,
+             run: dict | None = None, spec=None) -> dict:
+    """η per pattern and combined for one run directory (docs/economics.md §2)."""
+    from fabric.rundir import read_run_json
+    run_dir = Path(run_dir)
+    costs = costs or CostFile()
+    led = led or Ledger()
+    cf = f"cost file {costs.source}"
+    run = run if run is not None else read_run_json(run_dir)
+    spec = spec or rundir.fabric_spec(run, f"{run_dir}/run.json")
+    workload = workload_from_run(run, run_dir)
+    frame = message_times(run_dir, costs, led, run, spec.host_link_rate_bps)
+    warnings: list[str] = []
+
+    model_name = _first(workload, "model", "model_name")
+    mdl = _model_or_none(model_name)
+    if model_name:
+        led.use("workload.model", str(model_name), "", "run.json workload.model"
+                + ("" if mdl else " (not in the catalog: layer counts and SLOs fall back to defaults)"))
+    slo_default = SLO_BY_MODEL.get(mdl.name if mdl else str(model_name), IETF_SLO)
+    wslo = workload.get("slo") if isinstance(workload.get("slo"), dict) else {}
+
+    def slo(name: str, file_value, keys: tuple[str, ...], default: float) -> float:
+        stated = _first(wslo, *keys)
+        if file_value is not None:
+            return led.use(name, file_value, "s", cf)
+        if stated is not None:
+            return led.use(name, float(stated), "s", f"run.json workload.slo.{keys[0]}")
+        return led.use(name, default, "s", slo_default[2])
+
+    ttft_slo = slo("slo.ttft_p99_s", costs.ttft_slo_s, ("ttft_p99_s", "ttft_s"), slo_default[0])
+    tpot_slo = slo("slo.tpot_p99_s", costs.tpot_slo_s, ("tpot_p99_s", "tpot_s"), slo_default[1])
+    overlap = led.pick("serving.overlap_fraction", (costs.overlap_fraction, cf),
+                       (_first(workload, "overlap_fraction"), "run.json workload.overlap_fraction"))
+
+    # Layer scaling: the profile may emulate a subset of layers per step.
+    def layer_scale(kind_label: str, full_default: int | None) -> float:
+        emulated = _first(workload, f"{kind_label}_layers_emulated", "layers_emulated")
+        full = _first(workload, f"{kind_label}_layers", "layers", default=full_default)
+        if emulated and full:
+            scale = float(full) / float(emulated)
+            led.use(f"{kind_label}.layer_scale", scale, "", f"run.json workload: {full} layers, {emulated} emulated")
+            return scale
+        led.use(f"{kind_label}.layer_scale", 1.0, "",
+                "run.json workload states no emulated layer subset: all layers assumed emulated")
+        return 1.0
+
+    moe_steps = step_comm(frame, A2A_KINDS)
+    tp_steps = step_comm(frame, TP_KINDS)
+    scale_moe = layer_scale("moe", mdl.moe_layers if mdl and mdl.moe_layers else (mdl.layers if mdl else None)) \
+        if moe_steps is not None else 1.0
+    scale_tp = layer_scale("tp", mdl.layers if mdl else None) if tp_steps is not None else 1.0
+
+    # Decode compute per step: stated, or calibrated so that the ideal step is DeepSeek's 1/21 s.
+    ideal_comm = (0.0 if moe_steps is None else scale_moe * (1 - overlap) * moe_steps["ideal_s"].mean()) + \
+                 (0.0 if tp_steps is None else scale_tp * (1 - overlap) * tp_steps["ideal_s"].mean())
+    stated = costs.decode_step_compute_s if costs.decode_step_compute_s is not None else \
+        _first(workload, "decode_step_compute_s", "decode_compute_s")
+    if stated is not None:
+        decode_compute = led.use("serving.decode_step_compute_s", float(stated), "s",
+                                 cf if costs.decode_step_compute_s is not None else "run.json workload.decode_step_compute_s")
+    else:
+        target = DEFAULTS["serving.decode_step_s"]
+        decode_compute = led.use("serving.decode_step_compute_s", max(target.value - ideal_comm, 0.0), "s",
+                                 f"{target.source} (ideal network time per step {ideal_comm * 1e3:.3f} ms)")
+    patterns: dict[str, dict | None] = {"kv": None, "moe": None, "tp": None}
+    if moe_steps is not None:
+        patterns["moe"] = eta_tpot(moe_steps, decode_compute, scale_moe, overlap, tpot_slo)
+    if tp_steps is not None:
+        patterns["tp"] = eta_tpot(tp_steps, decode_compute, scale_tp, overlap, tpot_slo)
+    first_decode = decode_compute + ideal_comm
+
+    # Prefill compute per request: stated, or the catalog's compute-bound rate on the KV's prompt.
+    kv_rows = frame[frame["kind"].isin(KV_KINDS)]
+    if not kv_rows.empty:
+        stated_p = costs.prefill_compute_s if costs.prefill_compute_s is not None else \
+            _first(workload, "prefill_compute_s")
+        if stated_p is not None:
+            prefill = led.use("serving.prefill_compute_s", float(stated_p), "s",
+                              cf if costs.prefill_compute_s is not None else "run.json workload.prefill_compute_s")
+        else:
+            acc_name = _first(workload, "accelerator") or _pool_accelerator(spec, "prefill")
+            try:
+                acc = _catalog_accelerator(acc_name)
+            except FabricError:
+                acc = None
+            if mdl is not None and acc is not None:
+                key = np.where(kv_rows["request_id"] >= 0, "r" + kv_rows["request_id"].astype(str),
+                               "g" + kv_rows["group"].astype(str))
+                prompt_tokens = kv_rows.groupby(key)["bytes"].sum() / mdl.kv_bytes_per_token
+                rate = acc.prefill_tokens_per_s(mdl)
+                prefill = prompt_tokens / rate
+                led.use("serving.prefill_compute_s", float(prefill.mean()), "s (mean)",
+                        f"prompt tokens = KV bytes / {mdl.kv_bytes_per_token} B per token ({mdl.name}); "
+                        f"÷ {rate:,.0f} tokens/s ({acc.name} catalog prefill rate: bf16_tflops × mfu / 2·active params)")
+            else:
+                prefill = led.use("serving.prefill_compute_s", 0.0, "s",
+                                  "unknown (no catalog model in run.json workload.model and none stated): TTFT "
+                                  "counts the KV transfer and the first decode step only")
+                warnings.append("prefill compute unknown: TTFT counts only the KV transfer and first decode step")
+        patterns["kv"] = eta_kv(frame, ttft_slo, prefill, first_decode)
+        if patterns["kv"] and patterns["kv"]["note"]:
+            warnings.append(patterns["kv"]["note"])
+
+    etas = {k: (v["eta"] if v and v["eta"] is not None else None) for k, v in patterns.items()}
+    eta_prefill = etas["kv"] if etas["kv"] is not None else 1.0
+    eta_decode = (etas["moe"] if etas["moe"] is not None else 1.0) * (etas["tp"] if etas["tp"] is not None else 1.0)
+    total_rate = led.pick("serving.total_tokens_per_s_per_accelerator", (costs.total_tokens_per_s, cf))
+    output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
+    w_out = output_rate / total_rate
+    combined = (1.0 - w_out) * eta_prefill + w_out * eta_decode
+    measured = {k: v for k, v in etas.items() if v is not None}
+    # The pattern that "sets" η is the one costing the most served tokens: its pool's token share
+    # times its own shortfall (1 − η).
+    share_of = {"kv": 1.0 - w_out, "moe": w_out, "tp": w_out}
+    loss = {k: share_of[k] * (1.0 - v) for k, v in measured.items()}
+    set_by = max(loss, key=lambda k: (loss[k], k)) if loss and max(loss.values()) > 0 else None
+    if not measured:
+        warnings.append("the run has no kv, a2a or allreduce messages: η = 1 by default")
+    return {
+        "eta": {**etas, "prefill_pool": eta_prefill, "decode_pool": eta_decode, "combined": combined,
+                "set_by": set_by, "token_loss": loss},
+        "token_shares": {"prefill_input": 1.0 - w_out, "decode_output": w_out},
+        "patterns": patterns,
+        "messages": int(len(frame)), "recovered_messages": int(frame["recovered"].sum()),
+        "warnings": warnings,
+    }
+
+
+def _pool_accelerator(spec, role: str) -> str:
+    groups = [g for g in spec.host_groups if g.role == role] or list(spec.host_groups)
+    return groups[0].accelerator
