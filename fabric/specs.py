@@ -28,6 +28,7 @@ HASH_FIELDS = ("src_ip", "dst_ip", "proto", "src_port", "dst_port")
 # Bits of net.ipv4.fib_multipath_hash_fields for each field (kernel ip-sysctl docs).
 HASH_FIELD_BITS = {"src_ip": 0x01, "dst_ip": 0x02, "proto": 0x04, "src_port": 0x10, "dst_port": 0x20}
 SCHEDULER_POLICIES = ("fair", "weighted")
+DEFAULT_LINK_DELAY_NS = 500  # ~100 m of fibre: a link inside one data hall
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class FabricSpec:
     voq_depth_bytes: int = 0
     scheduler: SchedulerSpec | None = None
     content_sha256: str = ""
+    # propagation delay of every link (the packet simulator; the emulator adds none)
+    link_delay_ns: int = DEFAULT_LINK_DELAY_NS
 
     @property
     def edge_role(self) -> str:
@@ -167,6 +170,7 @@ def parse_fabric_spec(data: dict, source: str = "<spec>", digest: str = "") -> F
     fabric_rate = top.rate_bps("fabric_link_rate")
     buffer_bytes = top.size_bytes("buffer_per_port")
     non_blocking = top.boolean("non_blocking", False)
+    link_delay_ns = top.duration_ns("link_delay", DEFAULT_LINK_DELAY_NS)
 
     load_balancing = LoadBalancing()
     speedup, voq_depth, scheduler = 1.0, 0, None
@@ -219,7 +223,7 @@ def parse_fabric_spec(data: dict, source: str = "<spec>", digest: str = "") -> F
         host_link_rate_bps=host_rate, fabric_link_rate_bps=fabric_rate,
         buffer_per_port_bytes=buffer_bytes, host_groups=groups, load_balancing=load_balancing,
         non_blocking=non_blocking, fabric_speedup=speedup, voq_depth_bytes=voq_depth,
-        scheduler=scheduler, content_sha256=digest,
+        scheduler=scheduler, content_sha256=digest, link_delay_ns=link_delay_ns,
     )
     if non_blocking:
         uplink = spec.cores * spec.links_per_pair * spec.effective_fabric_link_rate_bps
