@@ -12,8 +12,8 @@ from typing import Optional
 
 import typer
 
+from fabric import fmt
 from fabric.analysis.pcap import analyze_capture, dumps, find_run_dir
-from fabric.commands.analyze import format_number
 from fabric.units import UnitError, parse_duration_ns
 
 
@@ -47,13 +47,17 @@ def print_table(result: dict) -> None:
     for name, f in flows.items():
         o, loss = f.get("owd_us", {}), f.get("loss", {})
         ratio = f.get("loss_ratio")
-        typer.echo(f"{name:<34}{f['packets']:>9}{format_number(o.get('p50')):>12}{format_number(o.get('p99')):>10}"
-                   f"{format_number(o.get('p99_9')):>10}{format_number((f.get('pdv_us') or {}).get('p99_minus_min')):>9}"
-                   f"{format_number((f.get('ipdv_us') or {}).get('abs_p99')):>11}{format_number(f.get('rfc3550_j_us')):>11}"
-                   f"{format_number(None if ratio is None else ratio * 100, '{:.3f}%'):>9}"
+        typer.echo(f"{name:<34}{f['packets']:>9}{_us(o.get('p50')):>12}{_us(o.get('p99')):>10}"
+                   f"{_us(o.get('p99_9')):>10}{_us((f.get('pdv_us') or {}).get('p99_minus_min')):>9}"
+                   f"{_us((f.get('ipdv_us') or {}).get('abs_p99')):>11}{_us(f.get('rfc3550_j_us')):>11}"
+                   f"{fmt.percent(ratio, 3, none='-'):>9}"
                    f"{(f.get('reorder') or {}).get('n_reordered', 0):>7}{loss.get('duplicates', 0):>6}")
     typer.echo("OWD percentiles count lost packets as infinitely late (RFC 7679); J is RFC 3550's smoothed "
                "jitter, a compatibility figure (hides tails)")
+
+
+def _us(v) -> str:
+    return fmt.fixed(v, 1, none="-")
 
 
 def pcap(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,

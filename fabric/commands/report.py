@@ -7,7 +7,6 @@ given, and the first design is the baseline of the break-even line.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import List, Optional
 
@@ -52,7 +51,8 @@ def designs_from_run_dirs(run_dirs: list[Path], costs=None) -> list:
 
 def summary_from_run_dirs(run_dirs: list[Path], costs: Optional[Path] = None, output_dir: Path | None = None) -> dict:
     from fabric.economics import load_costs
-    from fabric.report.summary import build_summary, merge_cost_inputs, run_command, workload_facts_from_runs
+    from fabric.report.commandlines import compare_command, report_command, run_command_from_run_json
+    from fabric.report.summary import build_summary, merge_cost_inputs, workload_facts_from_runs
     cost_file = load_costs(costs)
     designs = designs_from_run_dirs(run_dirs, cost_file)
     repeats = max(len(d.runs) for d in designs)
@@ -60,21 +60,16 @@ def summary_from_run_dirs(run_dirs: list[Path], costs: Optional[Path] = None, ou
     scale = dict(first.get("scale") or {})
     scale["k"] = first.get("scale_k")
     workload = workload_facts_from_runs(designs)
-    runs_cmds = [run_command(r.run_json, r.run_dir) for d in designs for r in d.runs]
-    compare = ["fabric", "compare"] + [d.topology_path or d.name for d in designs]
-    compare += ["--traffic", str(workload.get("path") or "WORKLOAD.yaml"),
-                "--out", str(output_dir or "OUT")]
-    if repeats > 1:
-        compare += ["--repeat", str(repeats)]
-    if workload.get("seed") is not None:
-        compare += ["--seed", str(workload["seed"])]
-    if costs:
-        compare += ["--costs", str(costs)]
-    report_cmd = ["fabric", "report"] + [str(r.run_dir) for d in designs for r in d.runs]
+    commands = {
+        "compare": compare_command([d.topology_path or d.name for d in designs],
+                                   workload.get("path") or "WORKLOAD.yaml", output_dir or "OUT", repeats=repeats,
+                                   seed=workload.get("seed"), costs=costs or None),
+        "runs": [run_command_from_run_json(r.run_json, r.run_dir) for d in designs for r in d.runs],
+        "report": report_command([r.run_dir for d in designs for r in d.runs], "report.html"),
+    }
     return build_summary(designs, workload=workload, scale=scale, repeats=repeats,
                          cost_inputs=merge_cost_inputs(designs, costs), cost_source=str(costs) if costs else None,
-                         commands={"compare": shlex.join(compare), "runs": runs_cmds,
-                                   "report": shlex.join(report_cmd + ["-o", "report.html"])})
+                         commands=commands)
 
 
 def report(run_dirs: List[Path] = typer.Argument(..., help="Run directories (from `fabric run` or `fabric compare`)."),
@@ -84,11 +79,10 @@ def report(run_dirs: List[Path] = typer.Argument(..., help="Run directories (fro
            ) -> None:
     """Build the comparison report from existing run directories (grouped by design name)."""
     from fabric.report.render import write_report
-    from fabric.report.tables import break_even_lines, verdict_table
+    from fabric.report.terminal import print_verdict
     if output.suffix.lower() not in (".html", ".htm"):
         raise RunDirError(f"-o {output}: the report is HTML; give a path ending in .html")
     summary = summary_from_run_dirs(list(run_dirs), costs, output.parent)
     paths = write_report(summary, output)
-    from fabric.commands.compare import print_verdict
-    print_verdict(summary, verdict_table, break_even_lines)
+    print_verdict(summary)
     typer.echo(f"report: {paths['html']} (also {paths['md'].name}, {paths['json'].name})")

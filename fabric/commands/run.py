@@ -6,47 +6,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fabric.emu.scale import MAX_DILATION
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric
-
-STAGES = {"calibrate": "measuring the packet budget (once per boot)", "build": "building namespaces and links",
-          "replay": "replaying the schedule", "collect": "collecting records"}
-
-
-def run_with_progress(spec, g, schedule, out: Path, options, quiet: bool = False) -> Path:
-    """Run the emulator with a rich progress bar (one task per stage)."""
-    from fabric.emu.runner import run as emulate
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description:<32}"), BarColumn(), TextColumn("{task.percentage:>5.0f}%"),
-                  TimeElapsedColumn(), console=console, disable=quiet, transient=False) as progress:
-        tasks = {}
-
-        def report(stage: str, fraction: float) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(STAGES.get(stage, stage), total=1.0)
-            progress.update(tasks[stage], completed=fraction)
-
-        return emulate(spec, g, schedule, out, options, progress=report)
-
-
-def workload_facts(workload, schedule) -> dict:
-    """What economics and reports need to know about the workload, stored in run.json."""
-    facts = {
-        "name": workload.name, "description": workload.description, "source": str(workload.source), "sha256": workload.content_sha256,
-        "model": workload.model.name if workload.model else None, "duration_s": workload.duration_s,
-        "seed": workload.seed,
-        "patterns": [{"type": p.type, "name": p.name, "model": p.model.name if p.model else None,
-                      "layers_emulated": getattr(p, "layers_emulated", 0) or 0} for p in workload.patterns],
-        "messages_by_kind": {str(k): int(v) for k, v in schedule["kind"].value_counts().sort_index().items()},
-    }
-    facts["messages"] = int(len(schedule))
-    facts["bytes"] = int(schedule["bytes"].sum())
-    return facts
 
 
 def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
@@ -69,24 +32,21 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
         ) -> None:
     """Emulate a fabric design carrying a workload, with real packets; write and analyse the run."""
     from fabric.analysis.run_metrics import write_metrics
-    from fabric.commands.analyze import print_summary
-    from fabric.emu.runner import RunOptions
-    from fabric.workloads import generate_schedule, load_workload
+    from fabric.economics import cpmt_for_run
+    from fabric.emu import runner as emulator
+    from fabric.report import terminal
+    from fabric.workloads import generate_schedule, load_workload, workload_facts
 
     spec = load_fabric_spec(topo)
     g = build_fabric(spec)
     workload = load_workload(traffic)
     schedule = generate_schedule(workload, g, seed=seed)
     run_seed = seed if seed is not None else getattr(workload, "seed", 1)
-    options = RunOptions(seed=run_seed, scale=scale, dilation=dilation, budget_pps=budget,
-                         hash_seed=hash_seed if hash_seed is not None else spec.load_balancing.hash_seed,
-                         captures=list(capture or []),
-                         extra={"workload": workload_facts(workload, schedule) | {"path": str(traffic)}})
-    run_with_progress(spec, g, schedule, out, options, quiet=quiet)
-    metrics = write_metrics(out)
-    print_summary(metrics)
-    from fabric.commands.cpmt import render_summary
-    from fabric.economics import cpmt_for_run
-
-    typer.echo(render_summary(cpmt_for_run(out)))
+    options = emulator.RunOptions(seed=run_seed, scale=scale, dilation=dilation, budget_pps=budget,
+                                  hash_seed=hash_seed if hash_seed is not None else spec.load_balancing.hash_seed,
+                                  captures=list(capture or []),
+                                  extra={"workload": workload_facts(workload, schedule) | {"path": str(traffic)}})
+    terminal.run_with_progress(emulator.run, spec, g, schedule, out, options, quiet=quiet)
+    typer.echo(terminal.metrics_summary(write_metrics(out)))
+    typer.echo(terminal.cpmt_summary(cpmt_for_run(out)))
     typer.echo(f"run directory: {out}   (details: fabric analyze {out}; fabric cpmt {out} --explain)")

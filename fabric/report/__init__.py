@@ -11,6 +11,11 @@ Modules, one concept each (imports go one way, down this list):
 * :mod:`fabric.report.tables` — the report's tables as rows of display strings, shared by the
   HTML, the Markdown and the terminal, so all three show the same numbers.
 * :mod:`fabric.report.render` — jinja2 templates → report.html / report.md, and writing the files.
+* :mod:`fabric.report.terminal` — what commands print: a run's per-class figures and CPMT, a
+  comparison's verdict, progress bars.
+* :mod:`fabric.report.commandlines` — the command lines that reproduce a comparison and its runs.
+
+Every number is formatted by :mod:`fabric.fmt`.
 """
 
 from fabric.report.render import write_report

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fabric import fmt  # noqa: E402
 from fabric.report import series as S  # noqa: E402
 from fabric.report.summary import ordered_classes  # noqa: E402
 
@@ -158,7 +159,7 @@ def eta_cpmt_bars(summary: dict) -> bytes:
                label="measured fabric", color=COLORS[0], capsize=3)
         for xi, m in zip(x, meas):
             if isinstance(m, (int, float)):
-                ax.text(xi + 0.2, m, f"${m:.4f}", ha="center", va="bottom", fontsize=7)
+                ax.text(xi + 0.2, m, fmt.usd(m, 4), ha="center", va="bottom", fontsize=7)
             else:
                 ax.text(xi + 0.2, 0, "n/a", ha="center", va="bottom", fontsize=7)
         ax.set_xticks(x, names, fontsize=8)

@@ -24,7 +24,7 @@ import pandas as pd
 from fabric import __version__
 from fabric.analysis.run_metrics import SCALE_MEANING, analyze_run
 from fabric.errors import FabricError
-from fabric.jsonio import plain
+from fabric.jsonio import number, plain
 
 FORMAT = "fabric-compare-summary"
 FORMAT_VERSION = 1
@@ -141,19 +141,6 @@ def load_run(record: RunRecord, costs=None) -> RunRecord:
 # Figures of one run
 # --------------------------------------------------------------------------------------------
 
-def _num(v):
-    """A figure as float, ``inf`` for "inf", None for null/NaN."""
-    if v is None:
-        return None
-    if isinstance(v, str):
-        return math.inf if v == "inf" else (-math.inf if v == "-inf" else None)
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
-
 def ordered_classes(names) -> list[str]:
     names = set(names)
     return [c for c in CLASS_ORDER if c in names] + sorted(names - set(CLASS_ORDER))
@@ -166,17 +153,17 @@ def class_figures(metrics: dict) -> tuple[dict, dict]:
     for kind in ordered_classes((metrics.get("classes") or {}).keys()):
         cm = metrics["classes"][kind]
         owd, mct, sd = cm.get("owd_us") or {}, cm.get("mct_ms") or {}, cm.get("slowdown") or {}
-        p50, p99 = _num(owd.get("p50")), _num(owd.get("p99"))
+        p50, p99 = number(owd.get("p50")), number(owd.get("p99"))
         f = {
-            "owd_p50_us": p50, "owd_p99_us": p99, "owd_p99_9_us": _num(owd.get("p99_9")),
+            "owd_p50_us": p50, "owd_p99_us": p99, "owd_p99_9_us": number(owd.get("p99_9")),
             "owd_p99_minus_p50_us": (p99 - p50) if p50 is not None and p99 is not None else None,
-            "mct_p50_ms": _num(mct.get("p50")), "mct_p99_ms": _num(mct.get("p99")),
-            "mct_p99_9_ms": _num(mct.get("p99_9")),
-            "slowdown_p50": _num(sd.get("p50")), "slowdown_p99": _num(sd.get("p99")),
-            "group_completion_p99_ms": _num(((groups.get(kind) or {}).get("completion_ms") or {}).get("p99")),
-            "loss_ratio": _num(cm.get("loss_ratio")),
-            "packets_sent": _num((cm.get("loss") or {}).get("sent")),
-            "messages": _num((cm.get("messages") or {}).get("count")),
+            "mct_p50_ms": number(mct.get("p50")), "mct_p99_ms": number(mct.get("p99")),
+            "mct_p99_9_ms": number(mct.get("p99_9")),
+            "slowdown_p50": number(sd.get("p50")), "slowdown_p99": number(sd.get("p99")),
+            "group_completion_p99_ms": number(((groups.get(kind) or {}).get("completion_ms") or {}).get("p99")),
+            "loss_ratio": number(cm.get("loss_ratio")),
+            "packets_sent": number((cm.get("loss") or {}).get("sent")),
+            "messages": number((cm.get("messages") or {}).get("count")),
         }
         why = {}
         for key, value in f.items():
@@ -200,7 +187,7 @@ def run_figures(metrics: dict, cpmt: dict | None, cpmt_error: str | None) -> tup
     f["loss_ratio"] = lost / sent if sent else None
     if not sent:
         na["loss_ratio"] = "no packets sent"
-    imb = _num((metrics.get("spine_imbalance") or {}).get("max_over_mean"))
+    imb = number((metrics.get("spine_imbalance") or {}).get("max_over_mean"))
     f["core_imbalance_max_over_mean"] = imb
     if imb is None:
         na["core_imbalance_max_over_mean"] = "no fabric-link counters in links.parquet (or no traffic crossed a spine/NCF)"
@@ -211,21 +198,21 @@ def run_figures(metrics: dict, cpmt: dict | None, cpmt_error: str | None) -> tup
                 na[k] = why
         return f, na
     eta = cpmt["eta"]
-    f["eta_combined"] = _num(eta.get("combined"))
+    f["eta_combined"] = number(eta.get("combined"))
     for key, (pat, label) in PATTERN_OF_ETA.items():
-        f[key] = _num(eta.get(pat))
+        f[key] = number(eta.get(pat))
         if f[key] is None:
             detail = cpmt.get("patterns", {}).get(pat)
             note = detail.get("note") if isinstance(detail, dict) else None
             na[key] = note or f"no {label} traffic in the workload (counts as 1 in η combined)"
-    f["cpmt_total_usd_per_mtok"] = _num(cpmt.get("cpmt_total_usd_per_mtok"))
-    f["cpmt_output_usd_per_mtok"] = _num(cpmt.get("cpmt_output_usd_per_mtok"))
-    f["cpmt_ideal_total_usd_per_mtok"] = _num((cpmt.get("cpmt_ideal") or {}).get("total_usd_per_mtok"))
-    f["cpmt_ideal_output_usd_per_mtok"] = _num((cpmt.get("cpmt_ideal") or {}).get("output_usd_per_mtok"))
-    f["served_total_tokens_per_s"] = _num((cpmt.get("tokens_per_s") or {}).get("served_total"))
-    f["cost_per_hour_usd"] = _num(cpmt.get("cost_per_hour_usd"))
-    f["network_usd_per_hour"] = _num((cpmt.get("cost") or {}).get("network_usd_per_hour"))
-    f["network_share"] = _num(cpmt.get("network_share"))
+    f["cpmt_total_usd_per_mtok"] = number(cpmt.get("cpmt_total_usd_per_mtok"))
+    f["cpmt_output_usd_per_mtok"] = number(cpmt.get("cpmt_output_usd_per_mtok"))
+    f["cpmt_ideal_total_usd_per_mtok"] = number((cpmt.get("cpmt_ideal") or {}).get("total_usd_per_mtok"))
+    f["cpmt_ideal_output_usd_per_mtok"] = number((cpmt.get("cpmt_ideal") or {}).get("output_usd_per_mtok"))
+    f["served_total_tokens_per_s"] = number((cpmt.get("tokens_per_s") or {}).get("served_total"))
+    f["cost_per_hour_usd"] = number(cpmt.get("cost_per_hour_usd"))
+    f["network_usd_per_hour"] = number((cpmt.get("cost") or {}).get("network_usd_per_hour"))
+    f["network_share"] = number(cpmt.get("network_share"))
     return f, na
 
 
@@ -502,6 +489,25 @@ def build_summary(designs: list[DesignRecord], *, workload: dict | None = None, 
     })
 
 
+def workload_facts_from_schedules(workload, schedules: dict, *, path, seed: int) -> dict:
+    """Workload facts for a comparison that generated the schedules itself: the profile (a loaded
+    :class:`~fabric.workloads.Workload`), messages and bytes per class of the first design's
+    schedule, and a ``mismatch`` note when the profile resolves to different schedules on different
+    designs (``schedules``: design name → schedule frame)."""
+    first = next(iter(schedules.values()))
+    per_kind = first.groupby("kind", sort=True)["bytes"].agg(["size", "sum"])
+    w = workload
+    out = {"path": str(path), "name": w.name, "description": w.description,
+           "model": w.model.name if w.model else None, "duration_s": w.duration_s, "seed": seed,
+           "messages": int(len(first)), "bytes": int(first["bytes"].sum()),
+           "per_kind": {str(k): {"messages": int(r["size"]), "bytes": int(r["sum"])} for k, r in per_kind.iterrows()},
+           "patterns": [{"name": pt.name, "type": pt.type} for pt in w.patterns]}
+    counts = {name: int(len(s)) for name, s in schedules.items()}
+    if len(set(counts.values())) > 1:
+        out["mismatch"] = f"the profile resolves to different schedules on these designs: messages {counts}"
+    return out
+
+
 def workload_facts_from_runs(designs: list[DesignRecord]) -> dict:
     """Workload facts for a report built from run directories: run.json + schedule.
 
@@ -572,20 +578,3 @@ def merge_cost_inputs(designs: list[DesignRecord], costs=None) -> list[dict]:
             item["designs"] = "all" if sorted(who) == everyone else ", ".join(who)
             out.append(item)
     return out
-
-
-def run_command(run_json: dict, run_dir: Path | str) -> str:
-    """The ``fabric run`` line that reproduces one run (same design, workload, seeds and k)."""
-    import shlex
-    topo = (run_json.get("topology") or {}).get("path") or "DESIGN.yaml"
-    traffic = (run_json.get("workload") or {}).get("path") or "WORKLOAD.yaml"
-    parts = ["fabric", "run", "--topo", str(topo), "--traffic", str(traffic), "--out", str(run_dir)]
-    if run_json.get("seed") is not None:
-        parts += ["--seed", str(run_json["seed"])]
-    if run_json.get("hash_seed") is not None:
-        parts += ["--hash-seed", str(run_json["hash_seed"])]
-    if run_json.get("scale_k") is not None:
-        parts += ["--scale", f"{float(run_json['scale_k']):g}"]
-    if run_json.get("dilation") is not None:
-        parts += ["--dilation", f"{float(run_json['dilation']):g}"]
-    return shlex.join(parts)

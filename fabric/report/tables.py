@@ -2,14 +2,15 @@
 
 HTML, Markdown and the terminal all render these same :class:`Table` objects, so the three
 always show the same numbers. A value that could not be computed shows as ``n/a [n]`` where
-note ``[n]`` (listed under the table) says why; infinity shows as ``∞``.
+note ``[n]`` (listed under the table) says why; infinity shows as ``∞``. Numbers are formatted
+by :mod:`fabric.fmt`, like everywhere else.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from fabric import fmt
 from fabric.analysis.fidelity import THRESHOLDS
 from fabric.report.summary import CLASS_FIGURES, FIGURES
 
@@ -54,29 +55,8 @@ def _is_num(v) -> bool:
 
 
 def fmt_value(v, kind: str = "num") -> str:
-    """One figure for display; ``inf`` → ∞; kind: num, pct, usd, int, ratio."""
-    if v == "inf" or (_is_num(v) and math.isinf(v)):
-        return "∞"
-    if not _is_num(v):
-        return "n/a"
-    if kind == "pct":
-        return f"{v * 100:.3f}%" if v < 0.01 and v != 0 else f"{v * 100:.1f}%"
-    if kind == "usd":
-        return f"${v:,.4f}" if abs(v) < 10 else f"${v:,.2f}"
-    if kind == "int":
-        return f"{v:,.0f}"
-    if kind == "ratio":
-        return f"{v:.4f}"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    if a == 0:
-        return "0"
-    return f"{v:.3g}"
+    """One figure for display in a report table (:func:`fabric.fmt.figure`, infinity as ∞)."""
+    return fmt.figure(v, kind, inf=fmt.INF_SIGN)
 
 
 FIGURE_FORMAT = {"eta_combined": "ratio", "eta_kv": "ratio", "eta_moe": "ratio", "eta_tp": "ratio",
@@ -105,7 +85,7 @@ def _cell(summary, d, key, value, rsd, na_reason, notes: _Notes, sig_key=None) -
     if value == "inf" and na_reason:
         text += " " + notes.mark(na_reason, f"{d['name']} {CLASS_FIGURES.get(key, FIGURES.get(key, (key,)))[0]}")
     if summary.get("repeats", 1) > 1 and _is_num(rsd):
-        text += f" ±{rsd * 100:.0f}%"
+        text += f" ±{fmt.percent(rsd, 0)}"
     sig = _significance_of(summary, d["name"]).get(sig_key or key)
     if sig and sig.get("significant") is False:
         text += " (n.s.)"
@@ -344,12 +324,7 @@ def scale_lines(summary: dict) -> list[str]:
 
 
 def _rate(bps) -> str:
-    if not _is_num(bps):
-        return "n/a"
-    for unit, div in (("Tbit/s", 1e12), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
-        if bps >= div:
-            return f"{bps / div:g} {unit}"
-    return f"{bps:g} bit/s"
+    return fmt.rate(bps, inf=fmt.INF_SIGN)
 
 
 def all_tables(summary: dict) -> dict[str, Table]:

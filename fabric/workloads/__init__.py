@@ -91,6 +91,20 @@ def generate_schedule(workload: Workload, graph: nx.MultiGraph, seed: int | None
     return generate(workload, graph, seed).frame
 
 
+def workload_facts(workload: Workload, schedule: pd.DataFrame) -> dict:
+    """What economics and reports need to know about a workload and its schedule, stored in run.json."""
+    return {
+        "name": workload.name, "description": workload.description, "source": str(workload.source),
+        "sha256": workload.content_sha256, "model": workload.model.name if workload.model else None,
+        "duration_s": workload.duration_s, "seed": workload.seed,
+        "patterns": [{"type": p.type, "name": p.name, "model": p.model.name if p.model else None,
+                      "layers_emulated": getattr(p, "layers_emulated", 0) or 0} for p in workload.patterns],
+        "messages_by_kind": {str(k): int(v) for k, v in schedule["kind"].value_counts().sort_index().items()},
+        "messages": int(len(schedule)),
+        "bytes": int(schedule["bytes"].sum()),
+    }
+
+
 def load_key(pattern: Pattern) -> str:
     """The profile key that sets a pattern's offered load (named when a load is refused)."""
     if pattern.type == "disaggregated":
@@ -208,4 +222,4 @@ def peak_fan_in(frame: pd.DataFrame, nic_bps: dict[str, float]) -> dict[str, int
 
 
 __all__ = ["Workload", "Generated", "load_workload", "parse_workload", "generate", "generate_schedule",
-           "summarize", "peak_fan_in", "GENERATORS"]
+           "workload_facts", "summarize", "peak_fan_in", "GENERATORS"]

@@ -86,7 +86,7 @@ def test_repeat_below_one_is_a_usage_error(tmp_path, no_emulation):
 
 
 def test_plan_uses_one_k_for_all_designs():
-    from fabric.commands.compare import plan_compare
+    from fabric.compare import plan_compare
     plan = plan_compare([ECMP, SCHED], PROFILE, None, None)
     assert plan.k == max(p.scale.k for p in plan.designs)
     assert [p.name for p in plan.designs] == ["leaf-spine-ecmp", "scheduled-fabric"]
@@ -175,3 +175,87 @@ def test_ctrl_c_keeps_finished_runs_writes_the_report_and_exits_130(tmp_path, fa
     assert (out / "runs" / "leaf-spine-ecmp-r1" / "metrics.json").exists()
     html = (out / "report.html").read_text()
     assert "Incomplete comparison" in html and "leaf-spine-ecmp" in html
+
+
+def test_the_service_runs_any_runner_and_reports_events(tmp_path):
+    """fabric.compare without the CLI: the runner and its options type are plugged in, events arrive in
+    run order, a failing design is recorded with its reason, and nothing is printed."""
+    from dataclasses import dataclass, field
+
+    from fabric.compare import CompareEvents, plan_compare, run_compare, write_comparison_report
+    from fabric.errors import EmulationError
+    from tests.unit.test_report import synthetic_run
+
+    @dataclass
+    class Options:  # another engine's options: no time dilation
+        seed: int
+        scale: float
+        hash_seed: int
+        budget_pps: int | None
+        name: str
+        extra: dict = field(default_factory=dict)
+
+    def runner(spec, g, schedule, out_dir, options, progress):
+        progress("replay", 1.0)
+        if spec.name == "leaf-spine-spray":
+            raise EmulationError("the engine gave up")
+        assert options.extra["workload"]["messages"] == len(schedule)
+        return synthetic_run(spec, g, schedule, out_dir, k=options.scale, seed=options.seed,
+                             hash_seed=options.hash_seed, name=options.name)
+
+    class Recorder(CompareEvents):
+        def __init__(self):
+            self.seen = []
+
+        def run_started(self, run):
+            self.seen.append(("start", run.label))
+
+        def run_stage(self, run, stage, fraction):
+            self.seen.append((stage, run.design.name))
+
+        def run_finished(self, run):
+            self.seen.append((run.record.status, run.design.name))
+
+    plan = plan_compare([ECMP, SPRAY], PROFILE, None, None)
+    events = Recorder()
+    result = run_compare(plan, tmp_path / "out", repeats=1, runner=runner, options_type=Options, events=events)
+    assert events.seen == [("start", "leaf-spine-ecmp r1 (1/2)"), ("replay", "leaf-spine-ecmp"),
+                           ("ok", "leaf-spine-ecmp"), ("start", "leaf-spine-spray r1 (2/2)"),
+                           ("replay", "leaf-spine-spray"), ("failed", "leaf-spine-spray")]
+    assert result.exit_code == 0 and result.finished == 1 and not result.interrupted
+    assert [d["status"] for d in result.summary["designs"]] == ["ok", "failed"]
+    assert result.summary["designs"][1]["reason"] == "the engine gave up"
+    assert len(result.summary["commands"]["runs"]) == 2
+    assert all(line.startswith("fabric run --topo ") for line in result.summary["commands"]["runs"])
+    paths = write_comparison_report(result)
+    assert paths["json"].exists() and paths["html"].exists()
+
+
+def test_a_run_line_is_the_same_from_the_plan_and_from_run_json(tmp_path, fake_emulator):
+    """compare writes each run's reproducing line from its plan, report from run.json: one function, one line."""
+    from fabric.commands.report import summary_from_run_dirs
+    out = tmp_path / "cmp"
+    res = CliRunner().invoke(cli_app(), ["compare", str(ECMP), str(SCHED), "--traffic", str(PROFILE), "--out",
+                                         str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    planned = json.loads((out / "summary.json").read_text())["commands"]["runs"]
+    rebuilt = summary_from_run_dirs(sorted((out / "runs").iterdir()), None, out)["commands"]["runs"]
+
+    def without_dilation(line):  # the fake emulator records D = 1 whatever it was asked for
+        return line.split(" --dilation ")[0]
+    assert len(planned) == 2 and [without_dilation(x) for x in planned] == [without_dilation(x) for x in rebuilt]
+
+
+def test_no_command_module_imports_another():
+    """Commands parse options, call services and render; what two commands share lives below them."""
+    import ast
+    commands = REPO / "fabric" / "commands"
+    for path in commands.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n.startswith("fabric.commands.") for n in names), f"{path.name} imports {names}"

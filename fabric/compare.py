@@ -1,0 +1,349 @@
+"""Comparison as a service: several fabric designs, one workload, one seed, one scale factor.
+
+This module owns how a comparison is planned, run and summarised; ``fabric compare`` only parses
+options, calls it and renders what it reports (:mod:`fabric.report.terminal`).
+
+* **Plan** (:func:`plan_compare`): every design is loaded, built, checked emulable and given its
+  schedule *before* anything runs, and the scale factor ``k`` (and time dilation ``D``) is chosen
+  once for all of them (the largest any design needs), so a bad file among several is refused up
+  front and every design is measured at the same per-packet granularity.
+* **Run** (:func:`run_compare`): runs go round-robin over designs (r1 of every design, then r2, …)
+  so an interrupted comparison still covers each design and slow drift of the machine hits all
+  alike. Each run lands in ``OUT/runs/<design>-r<i>`` (a normal run directory, metrics.json
+  included) through the *runner* it is given — ``runner(spec, g, schedule, out_dir, options,
+  progress) -> Path``, today :func:`fabric.emu.runner.run` with its ``RunOptions`` — so another
+  engine plugs in without touching this module.
+* **Failure policy**: a run that fails is recorded with its reason and the others go on; Ctrl-C
+  (or SIGTERM) keeps what finished, the summary marks the rest not run, and the result says it
+  was interrupted (the caller exits 130). A comparison in which no run finished exits 1.
+* **Summary and report** (:func:`write_comparison_report`): ``OUT/report.html``,
+  ``OUT/report.md`` and ``OUT/summary.json``.
+
+Progress and events go to a :class:`CompareEvents` the caller gives; the service prints nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from fabric.errors import FabricError, SpecError
+
+if TYPE_CHECKING:
+    from fabric.report.summary import DesignRecord, RunRecord
+
+INTERRUPTED_REASON = ("interrupted (Ctrl-C) during this run; its namespaces and processes were removed and its "
+                      "incomplete directory removed")
+NOT_RUN_REASON = "not run: the comparison was interrupted before it"
+
+# runner(spec, graph, schedule, out_dir, options, progress) -> run directory
+Runner = Callable[..., Path]
+
+
+@dataclass
+class PlannedDesign:
+    path: Path
+    name: str
+    spec: object
+    graph: object
+    facts: dict
+    schedule: object
+    scale: object          # ScaleChoice this design alone would need
+
+
+@dataclass
+class ComparePlan:
+    workload: object
+    traffic: Path
+    seed: int
+    designs: list[PlannedDesign]
+    k: float
+    scale: dict
+    costs: object          # CostFile
+    dilation: float | None = None  # time dilation D, when the emulator has it
+
+
+@dataclass
+class PlannedRun:
+    """One run of the comparison: which design, which repeat, and its record (filled as it runs)."""
+
+    design: PlannedDesign
+    record: RunRecord
+    number: int            # 1-based position in the run order
+    total: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.design.name} r{self.record.repeat} ({self.number}/{self.total})"
+
+
+@dataclass
+class CompareResult:
+    plan: ComparePlan
+    out: Path
+    records: list[DesignRecord]
+    summary: dict
+    interrupted: bool
+
+    @property
+    def runs_root(self) -> Path:
+        return self.out / "runs"
+
+    @property
+    def finished(self) -> int:
+        return sum(r.status == "ok" for d in self.records for r in d.runs)
+
+    @property
+    def exit_code(self) -> int:
+        """130 when interrupted (the report covers what finished), 1 when no run finished, else 0."""
+        if self.interrupted:
+            return 130
+        return 0 if self.finished else 1
+
+
+class CompareEvents:
+    """What a comparison tells its caller while it works; each method does nothing here, so a
+    caller overrides only what it shows."""
+
+    def started(self, plan: ComparePlan, runs: list[PlannedRun]) -> None:
+        """Before the first run."""
+
+    def run_started(self, run: PlannedRun) -> None:
+        """Before the runner is called for ``run``."""
+
+    def run_stage(self, run: PlannedRun, stage: str, fraction: float) -> None:
+        """The runner's own progress: a stage name (see fabric.report.terminal.STAGES) and how far it is."""
+
+    def run_analysing(self, run: PlannedRun) -> None:
+        """The run directory is written; metrics and CPMT are being computed."""
+
+    def run_finished(self, run: PlannedRun) -> None:
+        """``run.record`` holds the outcome: status ok, failed or interrupted, with its reason."""
+
+    def finished(self) -> None:
+        """After the last run (also when interrupted)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Path | None,
+                 budget_pps: int | None = None) -> ComparePlan:
+    """Validate everything and generate every schedule; nothing runs. Raises FabricError subclasses.
+
+    ``budget_pps`` None plans with the provisional DEFAULT_BUDGET_PPS: enough to validate, but the
+    caller re-plans with the machine's calibrated budget once it knows it (``fabric compare`` does).
+    """
+    from fabric.economics import load_costs
+    from fabric.emu.scale import DEFAULT_BUDGET_PPS, choose_scale
+    from fabric.specs import load_fabric_spec
+    from fabric.topology import build_fabric, fabric_facts, hosts
+    from fabric.workloads import generate_schedule, load_workload
+
+    if not designs:
+        raise SpecError("fabric compare", "DESIGNS", "give at least one fabric design YAML")
+    workload = load_workload(traffic)
+    cost_file = load_costs(costs)
+    planned: list[PlannedDesign] = []
+    names: set[str] = set()
+    for path in designs:
+        spec = load_fabric_spec(path)
+        g = build_fabric(spec)
+        facts = fabric_facts(g)
+        if not facts["emulable"]:
+            raise SpecError(str(path), "", facts["emulable_reason"])
+        schedule = generate_schedule(workload, g, seed=seed)
+        nic = {h: g.nodes[h]["nic_rate_bps"] for h in hosts(g)}
+        link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
+        choice = choose_scale(schedule, nic, link_rates, budget_pps or DEFAULT_BUDGET_PPS)
+        name = spec.name
+        n = 2
+        while name in names:  # the same design given twice: keep both, named apart
+            name = f"{spec.name}-{n}"
+            n += 1
+        names.add(name)
+        planned.append(PlannedDesign(Path(path), name, spec, g, facts, schedule, choice))
+    k = max(p.scale.k for p in planned)
+    # Time dilation (when the emulator has it): also one value for all designs, the largest needed.
+    dilation = max(getattr(p.scale, "dilation", 1.0) for p in planned) if _has_dilation() else None
+    extra = {"dilation": dilation} if dilation is not None else {}
+    # The common k (and D) must suit every design (its slowest link must stay above the shaping floor).
+    for p in planned:
+        nic = {h: p.graph.nodes[h]["nic_rate_bps"] for h in hosts(p.graph)}
+        try:
+            choose_scale(p.schedule, nic, [d["rate_bps"] for _, _, d in p.graph.edges(data=True)], k=k, **extra)
+        except FabricError as exc:
+            raise SpecError(str(p.path), "", f"cannot run at the common scale factor k = {k:g} that the other "
+                                             f"designs need: {exc}") from None
+    widest = max(planned, key=lambda p: p.scale.k)
+    scale = {**widest.scale.to_dict(), "k": k,
+             "reason": f"largest k any design needs ({widest.name}: {widest.scale.reason})",
+             "per_design": {p.name: {"k_needed": p.scale.k, "reason": p.scale.reason,
+                                     "peak_offered_bps": p.scale.peak_offered_bps} for p in planned}}
+    if dilation is not None:
+        scale["dilation"] = dilation
+    run_seed = seed if seed is not None else workload.seed
+    return ComparePlan(workload, Path(traffic), run_seed, planned, k, scale, cost_file, dilation)
+
+
+def _has_dilation() -> bool:
+    """Whether this emulator takes a time dilation (RunOptions.dilation)."""
+    from fabric.emu.runner import RunOptions
+    return any(f.name == "dilation" for f in fields(RunOptions))
+
+
+def plan_runs(plan: ComparePlan, out: Path, repeats: int) -> tuple[list[DesignRecord], list[PlannedRun]]:
+    """One record per design with a not-yet-run record per repeat (``OUT/runs/<design>-r<i>``), and
+    the run order: round-robin over designs, r1 of every design first."""
+    from fabric.report.summary import DesignRecord, RunRecord
+    runs_root = Path(out) / "runs"
+    records = []
+    for p in plan.designs:
+        d = DesignRecord(name=p.name, kind=p.spec.kind, topology_path=str(p.path),
+                         topology_sha256=getattr(p.spec, "content_sha256", None), facts=p.facts)
+        for i in range(1, repeats + 1):
+            d.runs.append(RunRecord(design=p.name, repeat=i, run_dir=runs_root / f"{p.name}-r{i}",
+                                    reason=NOT_RUN_REASON))
+        records.append(d)
+    total = len(plan.designs) * repeats
+    order = [(p, d.runs[i]) for i in range(repeats) for p, d in zip(plan.designs, records)]
+    return records, [PlannedRun(p, r, n, total) for n, (p, r) in enumerate(order, start=1)]
+
+
+def refuse_used_out(plan: ComparePlan, out: Path, repeats: int) -> None:
+    """Refuse an ``--out`` that already holds one of this comparison's runs (nothing is overwritten)."""
+    records, _ = plan_runs(plan, out, repeats)
+    taken = [r.run_dir for d in records for r in d.runs if r.run_dir.exists() and any(r.run_dir.iterdir())]
+    if taken:
+        raise SpecError(str(out), "--out", f"{taken[0]} already holds a run (from an earlier compare?); remove "
+                                           f"{Path(out) / 'runs'} or choose another --out")
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Interrupt:
+    """Remembers a Ctrl-C / SIGTERM: it reaches the run's agents too, and the runner may report one
+    of them dying (a FabricError) before this process sees its own KeyboardInterrupt."""
+
+    seen: bool = False
+    previous: dict = field(default_factory=dict)
+
+    def __enter__(self):
+        def handler(signum, frame):
+            self.seen = True
+            raise KeyboardInterrupt
+        self.previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self.previous.items():
+            signal.signal(sig, old)
+        return False
+
+
+def run_compare(plan: ComparePlan, out: Path, *, repeats: int, runner: Runner, options_type: type,
+                events: CompareEvents | None = None, costs_path: Path | None = None,
+                requested_seed: int | None = None, budget_pps: int | None = None) -> CompareResult:
+    """Run every planned design ``repeats`` times through ``runner`` and build the summary.
+
+    ``options_type`` is the runner's options dataclass (``fabric.emu.runner.RunOptions``); each run
+    gets the plan's seed, k (and D when the options take one), the design's hash seed, the
+    ``budget_pps`` asked for, the run's name and the workload facts for run.json.
+    ``costs_path`` and ``requested_seed`` are what the user gave (for the summary and the command
+    lines that reproduce the comparison). Never raises for a failing run; see the module docstring.
+    """
+    from fabric.analysis.run_metrics import write_metrics
+    from fabric.economics import cpmt_for_run
+    from fabric.report.summary import load_run
+    from fabric.workloads import workload_facts
+
+    events = events or CompareEvents()
+    out = Path(out)
+    refuse_used_out(plan, out, repeats)
+    records, runs = plan_runs(plan, out, repeats)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    takes_dilation = any(f.name == "dilation" for f in fields(options_type))
+    interrupted = False
+    started = time.time()
+    with _Interrupt() as interrupt:
+        try:
+            events.started(plan, runs)
+            for run in runs:
+                p, rec = run.design, run.record
+                t_run = time.time()
+                try:
+                    events.run_started(run)
+                    dilation = {"dilation": plan.dilation} if takes_dilation and plan.dilation is not None else {}
+                    options = options_type(seed=plan.seed, scale=plan.k, hash_seed=p.spec.load_balancing.hash_seed,
+                                           budget_pps=budget_pps, name=rec.run_dir.name, **dilation,
+                                           extra={"workload": workload_facts(plan.workload, p.schedule)
+                                                  | {"path": str(plan.traffic)}})
+                    runner(p.spec, p.graph, p.schedule, rec.run_dir, options,
+                           progress=lambda stage, fraction, run=run: events.run_stage(run, stage, fraction))
+                    events.run_analysing(run)
+                    rec.metrics = write_metrics(rec.run_dir)
+                    try:
+                        rec.cpmt = cpmt_for_run(rec.run_dir, plan.costs)
+                    except FabricError as exc:
+                        rec.cpmt_error = str(exc)
+                    rec.status, rec.reason = "ok", None
+                except KeyboardInterrupt:
+                    rec.status, rec.reason = "interrupted", INTERRUPTED_REASON
+                except FabricError as exc:
+                    rec.status, rec.reason = "failed", str(exc)
+                except Exception as exc:  # a broken run must not sink the other designs
+                    rec.status, rec.reason = "failed", f"{type(exc).__name__}: {exc}"
+                if interrupt.seen and rec.status != "ok":
+                    rec.status, rec.reason = "interrupted", INTERRUPTED_REASON
+                interrupted = rec.status == "interrupted"
+                rec.wall_time_s = round(time.time() - t_run, 3)
+                events.run_finished(run)
+                if interrupted:
+                    break
+            events.finished()
+        except KeyboardInterrupt:  # Ctrl-C between runs (analysis, progress refresh)
+            interrupted = True
+    for d in records:
+        for r in d.runs:
+            if r.status == "ok":
+                load_run(r, plan.costs)
+            elif r.status == "not_run" and not interrupted:
+                r.reason = None
+    summary = _summary(plan, out, records, repeats, interrupted, costs_path, requested_seed)
+    summary["wall_time_s"] = round(time.time() - started, 1)
+    return CompareResult(plan=plan, out=out, records=records, summary=summary, interrupted=interrupted)
+
+
+def _summary(plan: ComparePlan, out: Path, records: list[DesignRecord], repeats: int, interrupted: bool,
+             costs_path: Path | None, requested_seed: int | None) -> dict:
+    from fabric.report.commandlines import compare_command, report_command, run_command
+    from fabric.report.summary import build_summary, merge_cost_inputs, workload_facts_from_schedules
+
+    workload = workload_facts_from_schedules(plan.workload, {p.name: p.schedule for p in plan.designs},
+                                             path=plan.traffic, seed=plan.seed)
+    runs = [(p, r) for p, d in zip(plan.designs, records) for r in d.runs]
+    commands = {
+        "compare": compare_command([p.path for p in plan.designs], plan.traffic, out, repeats=repeats,
+                                   seed=requested_seed, costs=costs_path),
+        "runs": [run_command(topo=p.path, traffic=plan.traffic, out=r.run_dir, seed=plan.seed,
+                             hash_seed=p.spec.load_balancing.hash_seed, scale_k=plan.k, dilation=plan.dilation)
+                 for p, r in runs],
+        "report": report_command([r.run_dir for _, r in runs], out / "report.html"),
+    }
+    return build_summary(records, workload=workload, scale=plan.scale, repeats=repeats,
+                         status="interrupted" if interrupted else "complete",
+                         cost_inputs=merge_cost_inputs(records, costs_path),
+                         cost_source=str(costs_path) if costs_path else None, commands=commands)
+
+
+def write_comparison_report(result: CompareResult) -> dict[str, Path]:
+    """Write ``OUT/report.html``, ``report.md`` and ``summary.json``; return their paths."""
+    from fabric.report.render import write_report
+    return write_report(result.summary, result.out / "report.html")

@@ -1,0 +1,238 @@
+"""What fabric prints on the terminal: figures of one run, a run's CPMT, the verdict of a
+comparison, a finished run's status line, and a progress bar while the emulator works.
+
+Commands render through these functions, so ``fabric run`` shows the same per-class table as
+``fabric analyze`` and the same CPMT lines as ``fabric cpmt``, and ``fabric compare`` and
+``fabric report`` print the same verdict. Every number goes through :mod:`fabric.fmt`. Functions
+return text where they can (the command echoes it); the verdict and the progress bars draw
+with rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fabric import fmt
+
+# What each emulator stage is doing, for progress bars (the runner reports stages by these keys).
+STAGES = {"calibrate": "measuring the packet budget (once per boot)", "build": "building namespaces and links",
+          "replay": "replaying the schedule", "collect": "collecting records"}
+
+
+def _us(v) -> str:
+    return fmt.fixed(v, 1, none="-")
+
+
+def metrics_summary(metrics: dict) -> str:
+    """A short table per traffic class: OWD p50/p99/p99.9 (loss-aware), loss, MCT p99, then
+    spine/NCF imbalance and the fidelity verdict with the signals that tripped (``fabric analyze``,
+    ``fabric run``). Undefined figures show as ``-``."""
+    lines = []
+    k = (metrics.get("scale") or {}).get("k")
+    dilation = (metrics.get("scale") or {}).get("dilation", 1.0) or 1.0
+    slow = f", time dilation {dilation:g} (the fabric ran {dilation:g}x slower; times shown undilated)" if dilation > 1 else ""
+    lines.append(f"scale k = {k:g} (bytes and rates in real units; times unscaled){slow}" if k else "scale k = ?")
+    head = f"{'class':<14}{'packets':>10}{'OWD p50 us':>12}{'p99 us':>10}{'p99.9 us':>10}" \
+           f"{'p99-p50':>10}{'loss':>9}{'MCT p99 ms':>12}{'recovered':>10}"
+    lines.append(head)
+    for name, c in sorted((metrics.get("classes") or {}).items()):
+        o = c.get("owd_us", {})
+        p50, p99 = o.get("p50"), o.get("p99")
+        spread = "inf" if "inf" in (p50, p99) else (None if p50 is None or p99 is None else float(p99) - float(p50))
+        loss = c.get("loss_ratio")
+        lines.append(f"{name:<14}{o.get('n', 0):>10}{_us(p50):>12}{_us(p99):>10}{_us(o.get('p99_9')):>10}"
+                   f"{_us(spread):>10}{fmt.percent(loss, 3, none='-'):>9}"
+                   f"{fmt.fixed((c.get('mct_ms') or {}).get('p99'), 3, none='-'):>12}"
+                   f"{(c.get('messages') or {}).get('recovered', 0):>10}")
+    si = metrics.get("spine_imbalance") or {}
+    if si.get("cores"):
+        lines.append(f"core load imbalance (max/mean over {si['cores']} spines/NCFs): {fmt.fixed(si.get('max_over_mean'), 3, none='-')}")
+    fid = metrics.get("fidelity") or {}
+    verdict = fid.get("verdict", "?")
+    flagged = fid.get("failing", []) + fid.get("warning", [])
+    lines.append(f"fidelity: {verdict}" + (f" ({', '.join(flagged)})" if flagged else ""))
+    for reason in fid.get("reasons", []):
+        lines.append(f"  {reason}")
+    return "\n".join(lines)
+
+
+def _eta(v) -> str:
+    return fmt.ratio(v, none="not in run")
+
+
+def _ms(seconds) -> str:
+    return fmt.fixed(seconds, 3, scale=1e3, suffix=" ms")
+
+
+def cpmt_summary(r: dict) -> str:
+    """Six lines: η per pattern, CPMT measured and ideal, hourly cost, break-even (``fabric cpmt``, ``fabric run``)."""
+    e = r["eta"]
+    measured_on = r["design"].get("emulated_design")  # set when the cost file prices another design
+    lines = [
+        f"{r['design']['name']} ({r['design']['kind']}, {r['design']['hosts']} accelerators)"
+        + (f" — measured on {measured_on}" if measured_on not in (None, r["design"]["name"]) else ""),
+        f"  η           kv {_eta(e['kv'])}  moe {_eta(e['moe'])}  tp {_eta(e['tp'])}  "
+        f"combined {fmt.ratio(e['combined'])}" + (f"  (set by {e['set_by']})" if e["set_by"] else ""),
+        f"  CPMT total  {fmt.usd(r['cpmt_total_usd_per_mtok'])}/Mtok measured, "
+        f"{fmt.usd(r['cpmt_ideal']['total_usd_per_mtok'])}/Mtok ideal",
+        f"  CPMT output {fmt.usd(r['cpmt_output_usd_per_mtok'])}/Mtok measured, "
+        f"{fmt.usd(r['cpmt_ideal']['output_usd_per_mtok'])}/Mtok ideal",
+        f"  cost        {fmt.usd(r['cost_per_hour_usd'])}/h, network share {fmt.percent(r['network_share'], 1)}",
+        f"  break-even  a design with a 30% dearer network must serve ≥ "
+        f"{fmt.percent((r['break_even']['example_eta_ratio_needed'] - 1), 1)} more tokens (η_B/η_A > 1 + f·p)",
+    ]
+    lines += [f"  warning: {w}" for w in r["warnings"]]
+    return "\n".join(lines)
+
+
+def cpmt_explain(r: dict) -> str:
+    """The CPMT arithmetic step by step, every input with its source (``fabric cpmt --explain``)."""
+    inputs = {i["name"]: i for i in r["inputs"]}
+
+    def val(name, default=None):
+        return inputs[name]["value"] if name in inputs else default
+
+    p = r["patterns"]
+    e = r["eta"]
+    out = []
+    rate = val("host_link_rate_bps", 0.0)
+    idle = val("idle_path_delay_s", 0.0)
+    out.append(f"Step 1 — completion times ({r['messages']} messages in {r['run_dir']})")
+    out.append(f"  ideal    = message bytes × 8 / {rate / 1e9:g} Gbit/s (each NIC's messages back to back, "
+               f"no fabric contention) + idle path delay {idle * 1e6:.1f} µs")
+    out.append(f"  measured = t_rx_last − t_sched; {r['recovered_messages']} message(s) with lost packets charged "
+               f"first lost packet's send + RTO {val('loss_recovery.rto_s', 0) * 1e3:.1f} ms + go-back-N resend from the first lost packet")
+    out.append("Step 2 — η per pattern")
+    kv = p.get("kv")
+    if kv:
+        out.append(f"  KV (prefill→decode): {kv['requests']} requests, {kv['messages']} messages "
+                   f"({kv['recovered_messages']} recovered), TTFT SLO {kv['ttft_slo_s']:.3f} s")
+        out.append(f"    TTFT = prefill {fmt.fixed(kv['prefill_compute_s_mean'], 4)} s (mean) + KV group completion + "
+                   f"first decode step {fmt.fixed(kv['first_decode_step_s'], 4)} s")
+        out.append(f"    KV completion p50/p99: ideal {_ms(kv['kv_completion_ideal_p50_s'])} / "
+                   f"{_ms(kv['kv_completion_ideal_p99_s'])}, measured {_ms(kv['kv_completion_measured_p50_s'])} / "
+                   f"{_ms(kv['kv_completion_measured_p99_s'])}")
+        out.append(f"    TTFT p99: ideal {fmt.fixed(kv['ttft_ideal_p99_s'], 4)} s, measured {fmt.fixed(kv['ttft_measured_p99_s'], 4)} s")
+        if kv["eta"] is None:
+            out.append(f"    requests meeting the SLO: ideal {fmt.percent(kv['attainment_ideal'], 1)} → η_KV undefined ({kv['note']})")
+        else:
+            out.append(f"    requests meeting the SLO: measured {fmt.percent(kv['attainment_measured'], 1)} ÷ ideal "
+                       f"{fmt.percent(kv['attainment_ideal'], 1)} → η_KV = {fmt.ratio(kv['eta'])}")
+    else:
+        out.append("  KV (prefill→decode): no kv messages in this run → η_KV = 1")
+    for key, label, what, sym in (("moe", "MoE all-to-all", "dispatch + combine", "η_MoE"),
+                                  ("tp", "TP all-reduce", "all-reduce", "η_TP")):
+        d = p.get(key)
+        if not d:
+            out.append(f"  {label}: not in this run → {sym} = 1")
+            continue
+        out.append(f"  {label}: {d['steps']} decode steps, {d['groups']} groups ({d['recovered_messages']} "
+                   f"recovered messages), layer scale ×{d['layer_scale']:g}, overlap {fmt.percent(d['overlap_fraction'], 0)}")
+        out.append(f"    TPOT = compute {_ms(d['compute_s'])} + {d['layer_scale']:g} × Σ({what} group completions) "
+                   f"× (1 − {d['overlap_fraction']:g})")
+        out.append(f"    Σ per step, mean: ideal {_ms(d['comm_ideal_mean_s'])}, measured {_ms(d['comm_measured_mean_s'])} "
+                   f"(measured p99 {_ms(d['comm_measured_p99_s'])})")
+        out.append(f"    TPOT mean: ideal {_ms(d['tpot_ideal_mean_s'])} ÷ measured {_ms(d['tpot_measured_mean_s'])} "
+                   f"→ {sym} = {fmt.ratio(d['eta'])}; TPOT p99 measured {_ms(d['tpot_measured_p99_s'])} vs SLO "
+                   f"{_ms(d['tpot_slo_s'])} ({'met' if d['tpot_slo_met_measured'] else 'MISSED'})")
+    s = r["token_shares"]
+    out.append("Step 3 — combined η (each pool weighted by the tokens it serves)")
+    out.append(f"  η = input share {fmt.fixed(s['prefill_input'], 4)} × η_prefill {fmt.ratio(e['prefill_pool'])} + output share "
+               f"{fmt.fixed(s['decode_output'], 4)} × η_decode {fmt.ratio(e['decode_pool'])} = {fmt.ratio(e['combined'])}"
+               + (f"; set by {e['set_by']}" if e["set_by"] else "; no pattern below 1"))
+    c = r["cost"]
+    out.append("Step 4 — hourly cost")
+    for name, a in c["accelerator_pricing"].items():
+        how = (f"{a['tier']} tier" if a["pricing"] == "tier" else
+               f"bottom-up: {fmt.usd(a['purchase_price_usd'], 0)} amortized {fmt.usd(a['capex_usd_per_hour'], 4)}/h + "
+               f"{a['power_w']:g} W power {fmt.usd(a['power_usd_per_hour'], 4)}/h")
+        out.append(f"  {name}: {fmt.usd(a['usd_per_hour'], 4)}/h per accelerator ({how})")
+    out.append(f"  accelerators: {c['accelerators']:g} → {fmt.usd(c['accelerators_usd_per_hour'], 2)}/h")
+    for i in c["bom"]:
+        what = f"{i['role']} switch r{i['radix']} {i['speed']}" if i["category"] == "switch" else f"{i['speed']} {i['category']}"
+        out.append(f"    {i['count']:>6} × {what:<26} {i['priced_as']:<34} {fmt.usd(i['unit_price_usd'], 0):>11}  "
+                   f"{i['unit_power_w']:>7.1f} W each")
+    out.append(f"  network capex {fmt.usd(c['network_capex_usd'], 0)} × CRF {fmt.fixed(c['network_crf_per_year'], 4)}/yr "
+               f"(life {val('network.life_years'):g} y, cost of capital {fmt.percent(val('network.cost_of_capital'), 0)}) ÷ 8760 h "
+               f"= {fmt.usd(c['network_capex_usd_per_hour'], 2)}/h")
+    out.append(f"  network power {c['network_power_w'] / 1e3:,.2f} kW × PUE {val('facility.pue'):g} × "
+               f"${val('facility.electricity_usd_per_kwh'):g}/kWh = {fmt.usd(c['network_power_usd_per_hour'], 2)}/h")
+    out.append(f"  C_hour = {fmt.usd(c['accelerators_usd_per_hour'], 2)} + {fmt.usd(c['network_usd_per_hour'], 2)} = "
+               f"{fmt.usd(r['cost_per_hour_usd'], 2)}/h; network share f = {fmt.fixed(r['network_share'], 4)}")
+    t = r["tokens_per_s"]
+    out.append("Step 5 — tokens and CPMT")
+    out.append(f"  ideal tokens/s: {c['accelerators']:g} × {val('serving.total_tokens_per_s_per_accelerator'):,g} = "
+               f"{fmt.count(t['ideal_total'])} total, × {val('serving.output_tokens_per_s_per_accelerator'):,g} = "
+               f"{fmt.count(t['ideal_output'])} output")
+    out.append(f"  served = ideal × η {fmt.ratio(e['combined'])} = {fmt.count(t['served_total'])} total, {fmt.count(t['served_output'])} output")
+    out.append(f"  CPMT total  = {r['cost_per_hour_usd']:,.2f} × 1e6 / ({fmt.count(t['served_total'])} × 3600) = "
+               f"{fmt.usd(r['cpmt_total_usd_per_mtok'])} (ideal {fmt.usd(r['cpmt_ideal']['total_usd_per_mtok'])})")
+    out.append(f"  CPMT output = {r['cost_per_hour_usd']:,.2f} × 1e6 / ({fmt.count(t['served_output'])} × 3600) = "
+               f"{fmt.usd(r['cpmt_output_usd_per_mtok'])} (ideal {fmt.usd(r['cpmt_ideal']['output_usd_per_mtok'])})")
+    b = r["break_even"]
+    out.append("Step 6 — break-even")
+    out.append(f"  design B beats this one iff η_B/η_A > C_B/C_A = 1 + f·p; with f = {fmt.fixed(b['network_share'], 4)}, "
+               f"a network p = {fmt.percent(b['example_network_premium'], 0)} dearer needs η_B/η_A > {fmt.ratio(b['example_eta_ratio_needed'])}")
+    out.append("Inputs")
+    for i in r["inputs"]:
+        v = i["value"]
+        shown = f"{v:,.6g}" if isinstance(v, (int, float)) else str(v)
+        out.append(f"  {i['name']} = {shown}{(' ' + i['unit']) if i['unit'] else ''}  [{i['source']}]")
+    out += [f"warning: {w}" for w in r["warnings"]]
+    return "\n".join(out)
+
+
+def print_verdict(summary: dict) -> None:
+    """The verdict table and the break-even lines of a comparison, on stdout (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fabric.report.tables import break_even_lines, verdict_table
+    t = verdict_table(summary)
+    console = Console(width=None if sys.stdout.isatty() else 230, highlight=False, soft_wrap=False)
+    table = Table(title=t.title + (f" (k = {summary['scale']['k']:g})" if summary["scale"].get("k") else ""),
+                  show_lines=False)
+    for h in t.headers:
+        table.add_column(h, overflow="fold")
+    for row in t.rows:
+        table.add_row(*row)
+    console.print(table)
+    for note in t.notes:
+        console.print(f"  {note}")
+    console.print("break-even (docs/economics.md): design B beats A iff η_B/η_A > 1 + f·p")
+    for line in break_even_lines(summary):
+        console.print(f"  {line}")
+    for nt in summary["comparison"].get("not_trusted") or []:
+        console.print(f"  NOTE: {nt['design']} is {nt['verdict']}, not trusted"
+                      + (f" ({', '.join(nt['tripped'])})" if nt["tripped"] else ""))
+
+
+def run_status_line(label: str, rec) -> str:
+    """One line per finished run of a comparison (a :class:`~fabric.report.summary.RunRecord`)."""
+    if rec.status == "ok":
+        fid = (rec.metrics or {}).get("fidelity", {}).get("verdict", fmt.NA)
+        econ = (f", η {fmt.ratio(rec.cpmt['eta']['combined'])}, CPMT {fmt.usd(rec.cpmt['cpmt_total_usd_per_mtok'])}"
+                f"/Mtok total" if rec.cpmt else f", cost model failed: {rec.cpmt_error}")
+        return f"✓ {label}: {rec.wall_time_s:.1f} s, fidelity {fid}{econ}"
+    if rec.status == "interrupted":
+        return f"✗ {label}: interrupted"
+    return f"✗ {label}: FAILED — {rec.reason}"
+
+
+def run_with_progress(runner, spec, g, schedule, out: Path, options, quiet: bool = False) -> Path:
+    """``runner(spec, g, schedule, out, options, progress)`` with a rich progress bar per stage, on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description:<32}"), BarColumn(), TextColumn("{task.percentage:>5.0f}%"),
+                  TimeElapsedColumn(), console=console, disable=quiet, transient=False) as progress:
+        tasks = {}
+
+        def report(stage: str, fraction: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(STAGES.get(stage, stage), total=1.0)
+            progress.update(tasks[stage], completed=fraction)
+
+        return runner(spec, g, schedule, out, options, progress=report)
