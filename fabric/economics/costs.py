@@ -10,6 +10,7 @@ from typing import Any
 from fabric.analysis.run_metrics import DEFAULT_RTO_NS
 from fabric.economics.formulas import (
     capital_recovery_factor,
+    colocation_usd_per_hour,
     hourly_capex_usd,
     power_usd_per_hour,
 )
@@ -18,6 +19,7 @@ from fabric.yamlspec import Section, load_yaml_mapping
 
 PRICE_TIERS = ("hyperscaler", "neocloud", "rental")
 PRICING_MODES = ("tier", "bottom_up")
+POOL_MODELS = ("rebalanced", "fixed")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,13 @@ DEFAULTS: dict[str, Default] = {
     "serving.decode_step_s": Default(
         1 / 21.0, "s", "DeepSeek open-infra-index day 6: 20–22 output tokens/s per request, so an ideal decode step "
         "(TPOT) of 1/21 s; compute per step = this minus the ideal network time of the step"),
-    "serving.overlap_fraction": Default(0.0, "", "assumption: no communication hidden behind compute (worst case for the network; docs/economics.md §2 'minus overlap, a parameter')"),
+    "serving.overlap_fraction": Default(0.0, "", "assumption: no communication hidden behind compute (worst case for the network): the share of a decode step's compute time that can hide communication (docs/economics.md §2)"),
+    "serving.pool_model": Default("rebalanced", "", "docs/economics.md §2: a disaggregated deployment sizes its prefill and decode pools to the load (DistServe, Splitwise, DeepSeek day 6 move instances between pools), so a slower pool takes accelerators from the other"),
+    "serving.prefill_pool_share": Default(0.42, "", "DeepSeek open-infra-index day 6: 608B input and 168B output tokens a day at the reported per-pool throughputs put about 42% of accelerator time on prefill and 58% on decode (docs/economics.md §2); used when the design has no prefill/decode host groups"),
+    "accelerator.tier_network_share": Default(0.12, "", "assumption: an all-in $/accelerator-hour (InferenceX) already pays for the cluster's back-end network (NICs, switches, optics), about 10-15% of an AI cluster's capital cost in public TCO breakdowns; 12% is taken out of the tier price and the design's own network is added instead (docs/economics.md §1)"),
+    "accelerator.server_share_usd": Default(8000.0, "USD", "assumption: an 8-GPU HGX/DGX-class server costs about 250-300k USD with its GPUs; without the GPUs and the back-end NICs that leaves about 8k USD of CPU, memory, storage, chassis and front-end network per accelerator"),
+    "accelerator.system_power_ratio": Default(10200 / 8 / 700, "", "NVIDIA DGX H100 user guide: 10.2 kW maximum system power for 8 x 700 W GPUs, so all-in power (CPUs, memory, fans, NICs included) = 1.82 x board power"),
+    "facility.colocation_usd_per_kw_month": Default(150.0, "USD/(kW·month)", "assumption: North American wholesale colocation rents about 130-180 USD per kW of critical load per month (2024 market reports)"),
     "loss_recovery.rto_s": Default(
         DEFAULT_RTO_NS / 1e9, "s", "fabric.analysis.run_metrics.DEFAULT_RTO_NS: a deliberately short, "
         "datacenter-tuned retransmission timeout, the same one metrics.json uses"),
@@ -60,6 +68,7 @@ SLO_BY_MODEL: dict[str, tuple[float, float, str]] = {
     "DeepSeek-R1": (2.0, 0.080, "MLPerf Inference DeepSeek-R1: TTFT 2 s, TPOT 80 ms (docs/economics.md §3)"),
     "Llama-2-70B": (2.0, 0.200, "MLPerf Inference Llama-2-70B server: TTFT 2 s, TPOT 200 ms (docs/economics.md §3)"),
     "Llama-3-70B": (2.0, 0.200, "MLPerf Inference Llama-2-70B server scenario, applied to the same size class: TTFT 2 s, TPOT 200 ms (docs/economics.md §3)"),
+    "Llama-3.1-405B": (6.0, 0.175, "MLPerf Inference Llama-3.1-405B server scenario: TTFT 6 s, TPOT 175 ms (docs/economics.md §3)"),
     "Llama-3.1-8B": (2.0, 0.100, "MLPerf Inference Llama-3.1-8B: TTFT 2 s, TPOT 100 ms (docs/economics.md §3)"),
     "Llama-3-8B": (2.0, 0.100, "MLPerf Inference Llama-3.1-8B, applied to Llama-3-8B: TTFT 2 s, TPOT 100 ms (docs/economics.md §3)"),
 }
@@ -92,6 +101,12 @@ class CostFile:
     prefill_compute_s: float | None = None
     decode_step_compute_s: float | None = None
     overlap_fraction: float | None = None
+    pool_model: str | None = None
+    prefill_pool_share: float | None = None
+    tier_network_share: float | None = None
+    server_share_usd: float | None = None
+    system_power_ratio: float | None = None
+    colocation_usd_per_kw_month: float | None = None
     network_life_years: float | None = None
     network_cost_of_capital: float | None = None
     network_fabric: str | None = None
@@ -138,6 +153,9 @@ def load_costs(path: str | Path | None) -> CostFile:
         out["accelerator_life_years"] = opt_number(acc, "life_years", positive=True)
         out["accelerator_cost_of_capital"] = opt_number(acc, "cost_of_capital", maximum=1.0)
         out["accelerator_power_w"] = opt_number(acc, "power_w")
+        out["tier_network_share"] = opt_number(acc, "tier_network_share", maximum=0.9)
+        out["server_share_usd"] = opt_number(acc, "server_share_usd")
+        out["system_power_ratio"] = opt_number(acc, "system_power_ratio", minimum=1.0)
         acc.finish()
         if out["pricing"] == "bottom_up" and out["purchase_price_usd"] is None:
             # Checked again per run (the catalog may supply it); name the key now if it cannot.
@@ -152,6 +170,8 @@ def load_costs(path: str | Path | None) -> CostFile:
         out["prefill_compute_s"] = opt_number(srv, "prefill_compute_s")
         out["decode_step_compute_s"] = opt_number(srv, "decode_step_compute_s")
         out["overlap_fraction"] = opt_number(srv, "overlap_fraction", maximum=1.0)
+        out["pool_model"] = srv.choice("pool_model", POOL_MODELS, None) if srv.has("pool_model") else None
+        out["prefill_pool_share"] = opt_number(srv, "prefill_pool_share", maximum=1.0)
         srv.finish()
         total, output = out["total_tokens_per_s"], out["output_tokens_per_s"]
         if total is not None and output is not None and output > total:
@@ -177,6 +197,7 @@ def load_costs(path: str | Path | None) -> CostFile:
         fac = top.section("facility", {})  # a section of only comments reads as empty
         out["pue"] = opt_number(fac, "pue", minimum=1.0, maximum=3.0)
         out["electricity_usd_per_kwh"] = opt_number(fac, "electricity_usd_per_kwh")
+        out["colocation_usd_per_kw_month"] = opt_number(fac, "colocation_usd_per_kw_month")
         fac.finish()
     if top.has("slo"):
         slo = top.section("slo", {})  # a section of only comments reads as empty
@@ -270,9 +291,13 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
                       cf if costs.pricing else "default: an all-in hourly tier price (docs/economics.md §1)")
     cat = f"catalog accelerators.yaml {name}: {acc.source}" if acc else ""
     if pricing == "tier":
+        # An all-in tier price already pays for a back-end network; take that share out, so that
+        # the design's own network (added by the caller) is the only network in the bill.
+        share = led.pick("accelerator.tier_network_share", (costs.tier_network_share, cf))
         if costs.price_per_hour_usd is not None:
             price = led.use(f"accelerator.{name}.price_per_hour_usd", costs.price_per_hour_usd, "USD/h", cf)
-            return {"name": name, "pricing": "tier", "tier": "cost file", "usd_per_hour": price}
+            return {"name": name, "pricing": "tier", "tier": "cost file", "all_in_usd_per_hour": price,
+                    "network_share_removed": share, "usd_per_hour": price * (1.0 - share)}
         tier = led.pick("accelerator.tier", (costs.tier, cf))
         if acc is None or tier not in acc.price_per_hour_usd:
             have = ", ".join(sorted(acc.price_per_hour_usd)) if acc else "none"
@@ -281,21 +306,29 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
                             f"{have or 'none'}); give price_per_hour_usd, another tier, or pricing: bottom_up")
         price = led.use(f"accelerator.{name}.price_per_hour_usd", acc.price_per_hour_usd[tier], "USD/h",
                         f"{tier} tier, {cat}")
-        return {"name": name, "pricing": "tier", "tier": tier, "usd_per_hour": price}
+        return {"name": name, "pricing": "tier", "tier": tier, "all_in_usd_per_hour": price,
+                "network_share_removed": share, "usd_per_hour": price * (1.0 - share)}
     purchase = costs.purchase_price_usd if costs.purchase_price_usd is not None else (acc.purchase_price_usd if acc else None)
     if purchase is None:
         raise CostError(costs.source or "catalog", "accelerator.purchase_price_usd",
                         f"is required for pricing: bottom_up (the catalog has no purchase price for {name})")
     led.use(f"accelerator.{name}.purchase_price_usd", purchase, "USD",
             cf if costs.purchase_price_usd is not None else cat)
-    power_w = costs.accelerator_power_w if costs.accelerator_power_w is not None else acc.power_w
-    led.use(f"accelerator.{name}.power_w", power_w, "W", cf if costs.accelerator_power_w is not None else cat)
+    server = led.pick("accelerator.server_share_usd", (costs.server_share_usd, cf))
+    # All-in power per accelerator: board power alone leaves out the server's CPUs, memory, fans
+    # and NICs, which draw (and are cooled and housed) all the same.
+    board_w = costs.accelerator_power_w if costs.accelerator_power_w is not None else acc.power_w
+    led.use(f"accelerator.{name}.power_w", board_w, "W", cf if costs.accelerator_power_w is not None else cat)
+    power_w = board_w * led.pick("accelerator.system_power_ratio", (costs.system_power_ratio, cf))
     life = led.pick("accelerator.life_years", (costs.accelerator_life_years, cf))
     rate = led.pick("accelerator.cost_of_capital", (costs.accelerator_cost_of_capital, cf))
-    capex_h = hourly_capex_usd(purchase, life, rate)
+    colo = led.pick("facility.colocation_usd_per_kw_month", (costs.colocation_usd_per_kw_month, cf))
+    capex_h = hourly_capex_usd(purchase + server, life, rate)
     power_h = power_usd_per_hour(power_w, pue, usd_per_kwh)
-    return {"name": name, "pricing": "bottom_up", "purchase_price_usd": purchase, "power_w": power_w,
-            "capex_usd_per_hour": capex_h, "power_usd_per_hour": power_h, "usd_per_hour": capex_h + power_h}
+    colo_h = colocation_usd_per_hour(power_w, colo)
+    return {"name": name, "pricing": "bottom_up", "purchase_price_usd": purchase, "server_share_usd": server,
+            "power_w": power_w, "capex_usd_per_hour": capex_h, "power_usd_per_hour": power_h,
+            "colocation_usd_per_hour": colo_h, "usd_per_hour": capex_h + power_h + colo_h}
 
 
 def network_hourly_usd(bom: dict, costs: CostFile, led: Ledger, pue: float, usd_per_kwh: float) -> dict:

@@ -48,19 +48,26 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     spec = rundir.fabric_spec(run, f"{run_dir}/run.json")
     der = derating(run_dir, costs, led, run, spec)
 
-    # Accelerators and network: the run's design, or the design the cost file names.
-    cost_spec = load_fabric_spec(costs.network_fabric) if costs.network_fabric else spec
-    design_src = cf + " network.fabric" if costs.network_fabric else "run.json fabric design"
-    bom = bill_of_materials(build_fabric(cost_spec))
+    # Accelerators and network at the size to cost: the design's own, or the count the cost file
+    # asks for (accelerator.count, or the hosts of network.fabric). Each design keeps its own
+    # network, scaled with its accelerators, so two designs differ exactly by their networks.
+    if costs.accelerator_count is not None:
+        count, count_src = float(costs.accelerator_count), cf + " accelerator.count"
+    elif costs.network_fabric:
+        count = float(load_fabric_spec(costs.network_fabric).hosts)
+        count_src = f"{cf} network.fabric: the hosts of {costs.network_fabric}"
+    else:
+        count, count_src = float(spec.hosts), f"run.json fabric design: one accelerator per host ({spec.name})"
+    n_acc = led.use("accelerators", count, "", count_src)
+    scale = led.use("network.scale", count / spec.hosts, "",
+                    f"the design's own network ({spec.name}, {spec.hosts} hosts) per accelerator, times "
+                    f"{count:g} accelerators: every port priced as in the design (switches by the port); a fabric "
+                    f"much larger than the design may need another tier, which this does not price")
+    bom = scale_bom(bill_of_materials(build_fabric(spec)), scale)
     pue = led.pick("facility.pue", (costs.pue, cf))
     kwh = led.pick("facility.electricity_usd_per_kwh", (costs.electricity_usd_per_kwh, cf))
-    groups = [(g.name, g.count, costs.accelerator_name or g.accelerator) for g in cost_spec.host_groups]
-    if costs.accelerator_count is not None:
-        total_hosts = sum(c for _, c, _ in groups)
-        groups = [(n, costs.accelerator_count * c / total_hosts, a) for n, c, a in groups]
-    n_acc = led.use("accelerators", float(sum(c for _, c, _ in groups)), "",
-                    cf + " accelerator.count" if costs.accelerator_count is not None
-                    else f"{design_src}: one accelerator per host ({cost_spec.name})")
+    groups = [(g.name, g.count * scale, costs.accelerator_name or g.accelerator) for g in spec.host_groups]
+    design_src = "run.json fabric design"
     acc_costs = {}
     acc_total = 0.0
     for name, count, acc_name in groups:
@@ -86,9 +93,9 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     example_p = 0.30
     return {
         "run_dir": str(run_dir),
-        "design": {"name": cost_spec.name, "kind": cost_spec.kind, "hosts": cost_spec.hosts,
-                   "emulated_design": spec.name},
+        "design": {"name": spec.name, "kind": spec.kind, "hosts": spec.hosts, "costed_accelerators": n_acc},
         "eta": der["eta"],
+        "pools": der["pools"],
         "token_shares": der["token_shares"],
         "cpmt_total_usd_per_mtok": cpmt_usd_per_mtok(cost_per_hour, served_total),
         "cpmt_output_usd_per_mtok": cpmt_usd_per_mtok(cost_per_hour, served_output),
@@ -122,6 +129,14 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         "inputs": led.as_list(),
         "warnings": der["warnings"],
     }
+
+
+def scale_bom(bom: dict, scale: float) -> dict:
+    """A bill of materials with every count multiplied by ``scale`` (rounded up: no half optics)."""
+    if scale == 1.0:
+        return bom
+    return {category: [dict(row, count=int(math.ceil(row["count"] * scale - 1e-9))) for row in rows]
+            for category, rows in bom.items()}
 
 
 def compare_break_even(a: dict, b: dict) -> dict:

@@ -195,7 +195,7 @@ def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_deco
     ttft_meas = prefill + groups["measured_s"] + first_decode_step_s
     att_ideal = float((ttft_ideal <= ttft_slo_s).mean())
     att_meas = float((ttft_meas <= ttft_slo_s).mean())
-    eta = None if att_ideal == 0 else min(att_meas / att_ideal, 1.0)
+    eta = None if att_ideal == 0 else att_meas / att_ideal
     return {
         "eta": eta, "requests": int(len(groups)), "messages": int(len(kv)),
         "recovered_messages": int(kv["recovered"].sum()),
@@ -223,15 +223,24 @@ def step_comm(frame: pd.DataFrame, kinds: tuple[str, ...]) -> pd.DataFrame | Non
     return per_step
 
 
+def exposed_s(comm_s, window_s: float):
+    """Communication a decode step waits for: what the compute window cannot hide."""
+    return np.maximum(np.asarray(comm_s, dtype="float64") - window_s, 0.0)
+
+
 def eta_tpot(per_step: pd.DataFrame, compute_s: float, layer_scale: float, overlap: float,
              tpot_slo_s: float) -> dict:
-    """η = mean TPOT_ideal ÷ mean TPOT_measured, TPOT = compute + scale × comm × (1 − overlap)."""
-    k = layer_scale * (1.0 - overlap)
-    tpot_ideal = compute_s + k * per_step["ideal_s"]
-    tpot_meas = compute_s + k * per_step["measured_s"]
+    """One pattern's TPOT alone: compute + exposed(scale × comm), η = mean ideal ÷ mean measured.
+
+    The hidden window is ``overlap × compute``. η is not capped: a value above 1 says the run
+    measured faster than the model's ideal (noise), and capping it would bias means over repeats.
+    """
+    window = overlap * compute_s
+    tpot_ideal = compute_s + exposed_s(layer_scale * per_step["ideal_s"], window)
+    tpot_meas = compute_s + exposed_s(layer_scale * per_step["measured_s"], window)
     eta = float(tpot_ideal.mean() / tpot_meas.mean()) if tpot_meas.mean() > 0 else 1.0
     return {
-        "eta": min(eta, 1.0), "steps": int(len(per_step)), "groups": int(per_step["groups"].sum()),
+        "eta": eta, "steps": int(len(per_step)), "groups": int(per_step["groups"].sum()),
         "recovered_messages": int(per_step["recovered"].sum()),
         "compute_s": compute_s, "layer_scale": layer_scale, "overlap_fraction": overlap,
         "comm_ideal_mean_s": float(per_step["ideal_s"].mean()), "comm_measured_mean_s": float(per_step["measured_s"].mean()),
@@ -240,6 +249,36 @@ def eta_tpot(per_step: pd.DataFrame, compute_s: float, layer_scale: float, overl
         "tpot_ideal_p99_s": nearest_rank(tpot_ideal, 99), "tpot_measured_p99_s": nearest_rank(tpot_meas, 99),
         "tpot_slo_s": tpot_slo_s, "tpot_slo_met_measured": bool(nearest_rank(tpot_meas, 99) <= tpot_slo_s),
     }
+
+
+def eta_decode(compute_s: float, overlap: float, parts: list[tuple[pd.DataFrame, float]]) -> float:
+    """The decode pool's η from ONE TPOT per step: compute + exposed(MoE + TP communication).
+
+    ``parts`` is (per-step communication, layer scale) for each decode pattern in the run; their
+    mean communication per step adds up (they run one after the other within a layer), and the
+    compute is counted once (multiplying the patterns' own η would count it twice).
+    """
+    if not parts:
+        return 1.0
+    window = overlap * compute_s
+    ideal = compute_s + float(exposed_s(sum(scale * steps["ideal_s"].mean() for steps, scale in parts), window))
+    measured = compute_s + float(exposed_s(sum(scale * steps["measured_s"].mean() for steps, scale in parts), window))
+    return ideal / measured if measured > 0 else 1.0
+
+
+def combined_eta(eta_prefill: float, eta_decode: float, prefill_share: float, pool_model: str) -> float:
+    """The cluster's η from its pools' (docs/economics.md §2).
+
+    Input and output tokens come in a fixed proportion per request, so the pools serve requests
+    together: with pools rebalanced to the load, each pool's accelerator time stretches by 1/η and
+    η = 1 / (a/η_p + b/η_d) (a, b: the pools' shares of accelerator time); with fixed pools the
+    slower pool caps the whole: η = min(η_p, η_d).
+    """
+    if pool_model == "fixed":
+        return min(eta_prefill, eta_decode)
+    if eta_prefill <= 0 or eta_decode <= 0:
+        return 0.0
+    return 1.0 / (prefill_share / eta_prefill + (1.0 - prefill_share) / eta_decode)
 
 
 def _model_or_none(name):
@@ -357,28 +396,58 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
             warnings.append(patterns["kv"]["note"])
 
     etas = {k: (v["eta"] if v and v["eta"] is not None else None) for k, v in patterns.items()}
-    eta_prefill = etas["kv"] if etas["kv"] is not None else 1.0
-    eta_decode = (etas["moe"] if etas["moe"] is not None else 1.0) * (etas["tp"] if etas["tp"] is not None else 1.0)
-    total_rate = led.pick("serving.total_tokens_per_s_per_accelerator", (costs.total_tokens_per_s, cf))
-    output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
-    w_out = output_rate / total_rate
-    combined = (1.0 - w_out) * eta_prefill + w_out * eta_decode
+    decode_parts = [(steps, scale) for steps, scale in ((moe_steps, scale_moe), (tp_steps, scale_tp))
+                    if steps is not None]
+    # A request that misses its TTFT serves none of its tokens: η_KV (goodput) scales the whole
+    # cluster's tokens. The fabric does not slow prefill compute itself, so the prefill pool's own
+    # throughput η is 1; the decode pool's is its TPOT ratio.
+    goodput = etas["kv"] if etas["kv"] is not None else 1.0
+    eta_prefill = 1.0
+    eta_dec = eta_decode(decode_compute, overlap, decode_parts)
+    pool_model = led.pick("serving.pool_model", (costs.pool_model, cf))
+    share, share_source = prefill_pool_share(spec)
+    prefill_share = led.pick("serving.prefill_pool_share", (costs.prefill_pool_share, cf), (share, share_source))
+    combined = goodput * combined_eta(eta_prefill, eta_dec, prefill_share, pool_model)
     measured = {k: v for k, v in etas.items() if v is not None}
-    # The pattern that "sets" η is the one costing the most served tokens: its pool's token share
-    # times its own shortfall (1 − η).
-    share_of = {"kv": 1.0 - w_out, "moe": w_out, "tp": w_out}
-    loss = {k: share_of[k] * (1.0 - v) for k, v in measured.items()}
-    set_by = max(loss, key=lambda k: (loss[k], k)) if loss and max(loss.values()) > 0 else None
+
+    # The pattern that "sets" η is the one costing the most served tokens: how much η would rise
+    # if that pattern alone met its ideal.
+    def without(kind: str) -> float:
+        parts = [(st, sc) for st, sc, k in ((moe_steps, scale_moe, "moe"), (tp_steps, scale_tp, "tp"))
+                 if st is not None and k != kind]
+        return (1.0 if kind == "kv" else goodput) * combined_eta(
+            eta_prefill, eta_dec if kind == "kv" else eta_decode(decode_compute, overlap, parts),
+            prefill_share, pool_model)
+    loss = {k: without(k) - combined for k in measured}
+    set_by = max(loss, key=lambda k: (loss[k], k)) if loss and max(loss.values()) > 1e-12 else None
     if not measured:
         warnings.append("the run has no kv, a2a or allreduce messages: η = 1 by default")
+    total_rate = led.pick("serving.total_tokens_per_s_per_accelerator", (costs.total_tokens_per_s, cf))
+    if costs.total_tokens_per_s is None and model_name and str(model_name) not in ("DeepSeek-V3", "DeepSeek-R1"):
+        warnings.append(f"tokens/s per accelerator is DeepSeek-V3's on H800 (the only published production figure), "
+                        f"applied to {model_name}: give serving.total_tokens_per_s_per_accelerator and "
+                        f"output_tokens_per_s_per_accelerator in a cost file for this model")
+    output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
+    w_out = output_rate / total_rate
     return {
-        "eta": {**etas, "prefill_pool": eta_prefill, "decode_pool": eta_decode, "combined": combined,
+        "eta": {**etas, "kv_goodput": goodput, "prefill_pool": eta_prefill, "decode_pool": eta_dec,
+                "combined": combined,
                 "set_by": set_by, "token_loss": loss},
+        "pools": {"model": pool_model, "prefill_share": prefill_share, "decode_share": 1.0 - prefill_share},
         "token_shares": {"prefill_input": 1.0 - w_out, "decode_output": w_out},
         "patterns": patterns,
         "messages": int(len(frame)), "recovered_messages": int(frame["recovered"].sum()),
         "warnings": warnings,
     }
+
+
+def prefill_pool_share(spec) -> tuple[float | None, str]:
+    """The prefill pool's share of accelerators, from the design's host groups (None: no split)."""
+    prefill = sum(g.count for g in spec.host_groups if g.role == "prefill")
+    decode = sum(g.count for g in spec.host_groups if g.role == "decode")
+    if prefill and decode:
+        return prefill / (prefill + decode), f"design host groups: {prefill} prefill, {decode} decode accelerators"
+    return None, ""
 
 
 def _pool_accelerator(spec, role: str) -> str:

@@ -40,6 +40,11 @@ def power_usd_per_hour(power_w: float, pue: float, usd_per_kwh: float) -> float:
     return power_w / 1000.0 * pue * usd_per_kwh
 
 
+def colocation_usd_per_hour(power_w: float, usd_per_kw_month: float) -> float:
+    """Colocation rent of ``power_w`` of critical load, per hour (a month is 8760/12 hours)."""
+    return power_w / 1000.0 * usd_per_kw_month * 12.0 / HOURS_PER_YEAR
+
+
 def cpmt_usd_per_mtok(cost_per_hour_usd: float, tokens_per_s: float) -> float:
     """Cost per million tokens: ``C_hour × 10⁶ / (tokens/s × 3600)``.
 

@@ -68,10 +68,12 @@ def _ms(seconds) -> str:
 def cpmt_summary(r: dict) -> str:
     """Six lines: η per pattern, CPMT measured and ideal, hourly cost, break-even (``fabric cpmt``, ``fabric run``)."""
     e = r["eta"]
-    measured_on = r["design"].get("emulated_design")  # set when the cost file prices another design
+    d = r["design"]
+    pools = r["pools"]
     lines = [
-        f"{r['design']['name']} ({r['design']['kind']}, {r['design']['hosts']} accelerators)"
-        + (f" — measured on {measured_on}" if measured_on not in (None, r["design"]["name"]) else ""),
+        f"{d['name']} ({d['kind']}, {d['hosts']} hosts"
+        + (f", costed at {d['costed_accelerators']:,.0f} accelerators" if d["costed_accelerators"] != d["hosts"] else "")
+        + f"; {pools['model']} pools, prefill {fmt.percent(pools['prefill_share'], 0)} of accelerator time)",
         f"  η           kv {_eta(e['kv'])}  moe {_eta(e['moe'])}  tp {_eta(e['tp'])}  "
         f"combined {fmt.ratio(e['combined'])}" + (f"  (set by {e['set_by']})" if e["set_by"] else ""),
         f"  CPMT total  {fmt.usd(r['cpmt_total_usd_per_mtok'])}/Mtok measured, "
@@ -129,24 +131,33 @@ def cpmt_explain(r: dict) -> str:
             continue
         out.append(f"  {label}: {d['steps']} decode steps, {d['groups']} groups ({d['recovered_messages']} "
                    f"recovered messages), layer scale ×{d['layer_scale']:g}, overlap {fmt.percent(d['overlap_fraction'], 0)}")
-        out.append(f"    TPOT = compute {_ms(d['compute_s'])} + {d['layer_scale']:g} × Σ({what} group completions) "
-                   f"× (1 − {d['overlap_fraction']:g})")
+        out.append(f"    TPOT = compute {_ms(d['compute_s'])} + max(0, {d['layer_scale']:g} × Σ({what} group "
+                   f"completions) − {d['overlap_fraction']:g} × compute)")
         out.append(f"    Σ per step, mean: ideal {_ms(d['comm_ideal_mean_s'])}, measured {_ms(d['comm_measured_mean_s'])} "
                    f"(measured p99 {_ms(d['comm_measured_p99_s'])})")
         out.append(f"    TPOT mean: ideal {_ms(d['tpot_ideal_mean_s'])} ÷ measured {_ms(d['tpot_measured_mean_s'])} "
                    f"→ {sym} = {fmt.ratio(d['eta'])}; TPOT p99 measured {_ms(d['tpot_measured_p99_s'])} vs SLO "
                    f"{_ms(d['tpot_slo_s'])} ({'met' if d['tpot_slo_met_measured'] else 'MISSED'})")
-    s = r["token_shares"]
-    out.append("Step 3 — combined η (each pool weighted by the tokens it serves)")
-    out.append(f"  η = input share {fmt.fixed(s['prefill_input'], 4)} × η_prefill {fmt.ratio(e['prefill_pool'])} + output share "
-               f"{fmt.fixed(s['decode_output'], 4)} × η_decode {fmt.ratio(e['decode_pool'])} = {fmt.ratio(e['combined'])}"
+    pools = r["pools"]
+    share_src = inputs.get("serving.prefill_pool_share", {}).get("source", "")
+    out.append(f"Step 3 — combined η (pools by their share of accelerator time; {pools['model']} pools)")
+    out.append(f"  pool split: prefill a = {fmt.fixed(pools['prefill_share'], 3)}, decode b = "
+               f"{fmt.fixed(pools['decode_share'], 3)} ({share_src})")
+    out.append(f"  η_decode = one TPOT per step (compute once + exposed MoE + TP communication) = "
+               f"{fmt.ratio(e['decode_pool'])}; η_prefill = {fmt.ratio(e['prefill_pool'])} (prefill compute is not slowed)")
+    pools_formula = ("1 / (a/η_prefill + b/η_decode)" if pools["model"] == "rebalanced" else "min(η_prefill, η_decode)")
+    out.append(f"  η = η_KV (goodput: a request that misses TTFT serves no tokens) {fmt.ratio(e['kv_goodput'])} × "
+               f"{pools_formula} = {fmt.ratio(e['combined'])}"
                + (f"; set by {e['set_by']}" if e["set_by"] else "; no pattern below 1"))
     c = r["cost"]
     out.append("Step 4 — hourly cost")
     for name, a in c["accelerator_pricing"].items():
-        how = (f"{a['tier']} tier" if a["pricing"] == "tier" else
-               f"bottom-up: {fmt.usd(a['purchase_price_usd'], 0)} amortized {fmt.usd(a['capex_usd_per_hour'], 4)}/h + "
-               f"{a['power_w']:g} W power {fmt.usd(a['power_usd_per_hour'], 4)}/h")
+        how = (f"{a['tier']} tier, all-in {fmt.usd(a['all_in_usd_per_hour'], 4)}/h less its network share "
+               f"{fmt.percent(a['network_share_removed'], 0)} (the design's own network is added below)"
+               if a["pricing"] == "tier" else
+               f"bottom-up: {fmt.usd(a['purchase_price_usd'], 0)} + server {fmt.usd(a['server_share_usd'], 0)} amortized "
+               f"{fmt.usd(a['capex_usd_per_hour'], 4)}/h + {a['power_w']:g} W all-in power "
+               f"{fmt.usd(a['power_usd_per_hour'], 4)}/h + colocation {fmt.usd(a['colocation_usd_per_hour'], 4)}/h")
         out.append(f"  {name}: {fmt.usd(a['usd_per_hour'], 4)}/h per accelerator ({how})")
     out.append(f"  accelerators: {c['accelerators']:g} → {fmt.usd(c['accelerators_usd_per_hour'], 2)}/h")
     for i in c["bom"]:

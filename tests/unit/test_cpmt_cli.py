@@ -83,7 +83,8 @@ def test_costs_option_changes_price(tmp_path):
     costs.write_text(yaml.safe_dump({"accelerator": {"tier": "rental"}}))
     dear = json.loads(invoke(run, "--costs", costs, "--json").output)
     acc = base["cost"]["accelerators"]
-    assert dear["cost_per_hour_usd"] - base["cost_per_hour_usd"] == pytest.approx(acc * (1.78 - 1.55))
+    share = next(i["value"] for i in base["inputs"] if i["name"] == "accelerator.tier_network_share")
+    assert dear["cost_per_hour_usd"] - base["cost_per_hour_usd"] == pytest.approx(acc * (1.78 - 1.55) * (1 - share))
 
 
 @pytest.mark.parametrize("data, key", [

@@ -89,7 +89,7 @@ def ideal_group_time_s(kind: str) -> float:
 
 
 def make_run(path: Path, kv_tail_s=None, moe_tail_s=0.0, lost: dict | None = None, workload: dict | None = None,
-             with_packets: bool = True) -> Path:
+             with_packets: bool = True, spec=None) -> Path:
     """Write a run directory whose measured completions equal the ideal ones, plus injected tails.
 
     kv_tail_s : callable r -> extra seconds on request r's first shard (None: no tail)
@@ -128,7 +128,7 @@ def make_run(path: Path, kv_tail_s=None, moe_tail_s=0.0, lost: dict | None = Non
     tables = {"schedule": sched, "messages": m}
     if packets_rows:
         tables["packets"] = pd.DataFrame(packets_rows)
-    return write_run(path, tables, spec=parse_fabric_spec(FABRIC, "topologies/test.yaml"), t0_ns=T0_NS,
+    return write_run(path, tables, spec=spec or parse_fabric_spec(FABRIC, "topologies/test.yaml"), t0_ns=T0_NS,
                      scale_k=1000.0, payload_bytes=PAYLOAD, idle_path_delay_ns=IDLE_NS,
                      loss_recovery={"model": "go-back-n", "rto_ns": RTO_NS},
                      workload=workload if workload is not None else {
@@ -161,7 +161,7 @@ def test_worked_check_through_a_run(tmp_path):
                       "price_usd": 0, "power_w": 0}],
         "optics": [{"speed": "400G", "price_usd": 0, "power_w": 0}],
         "nics": [{"speed": "400G", "price_usd": 0, "power_w": 0}]}},
-        "accelerator": {"count": 1024, "tier": "neocloud"}}
+        "accelerator": {"count": 1024, "tier": "neocloud", "tier_network_share": 0}}  # the all-in price, whole
     r = E.cpmt_for_run(run, write_costs(tmp_path / "c.yaml", free))
     assert r["eta"]["combined"] == pytest.approx(1.0, abs=0.01)
     assert r["cost_per_hour_usd"] == pytest.approx(1024 * 1.55)
@@ -205,7 +205,7 @@ def test_network_catalog_entries_are_sourced():
     sw, units = parts.switch_for("spine", 64, "400G")
     assert (sw.radix, units) == (64, 1.0)
     assert 36_000 <= sw.price_usd <= 50_000          # docs/economics.md anchor
-    assert 15 <= parts.optic_for("400G").power_w <= 30
+    assert 8 <= parts.optic_for("400G").power_w <= 9             # 400G data sheets; 15-30 W is 800G/1.6T
     # a speed-up link (500G) takes the next optic up; a scheduled fabric's roles have their own boxes
     assert parts.optic_for("500G").speed == "800G"
     assert parts.switch_for("ncp", 8, "400G")[0].name.startswith("ncp")
@@ -224,9 +224,9 @@ def test_slice_pricing_is_per_port():
 
 def test_production_network_share_in_published_range(tmp_path):
     """1,024 H100 on a 64-port 400G leaf-spine: networking 9.9–19% of cost (docs/economics.md §1)."""
-    run = make_run(tmp_path / "run")
-    costs = write_costs(tmp_path / "c.yaml", {"network": {"fabric": str(REPO / "topologies/production-1024-h100.yaml")}})
-    r = E.cpmt_for_run(run, costs)
+    from fabric.specs import load_fabric_spec
+    run = make_run(tmp_path / "run", spec=load_fabric_spec(REPO / "topologies/production-1024-h100.yaml"))
+    r = E.cpmt_for_run(run)
     assert r["cost"]["accelerators"] == 1024
     assert 0.09 <= r["network_share"] <= 0.19
     switches = [i for i in r["cost"]["bom"] if i["category"] == "switch"]
@@ -234,18 +234,48 @@ def test_production_network_share_in_published_range(tmp_path):
     # 48 switches + 4096 optics + 1024 NICs, amortized: capex × CRF / 8760
     capex = r["cost"]["network_capex_usd"]
     assert r["cost"]["network_capex_usd_per_hour"] == pytest.approx(capex * E.capital_recovery_factor(0.10, 5) / 8760)
+    # The tier price loses its network share; the design's own network is the only one in the bill.
+    share = next(i["value"] for i in r["inputs"] if i["name"] == "accelerator.tier_network_share")
+    assert r["cost"]["accelerators_usd_per_hour"] == pytest.approx(1024 * 1.55 * (1 - share))
+
+
+def test_accelerator_count_scales_the_designs_own_network(tmp_path):
+    """A 16-host design costed as 1,024 accelerators keeps its network per accelerator (issue: 0.2% share)."""
+    run = make_run(tmp_path / "run")
+    small = E.cpmt_for_run(run)
+    big = E.cpmt_for_run(run, write_costs(tmp_path / "c.yaml", {"accelerator": {"count": 1024}}))
+    assert big["cost"]["accelerators"] == 1024
+    assert big["network_share"] == pytest.approx(small["network_share"], rel=0.02)
+    assert big["cost"]["network_capex_usd"] == pytest.approx(64 * small["cost"]["network_capex_usd"], rel=0.02)
+    assert big["cpmt_total_usd_per_mtok"] == pytest.approx(small["cpmt_total_usd_per_mtok"], rel=0.02)
+
+
+def test_two_designs_differ_exactly_by_their_networks(tmp_path):
+    """Same accelerators, networks of different price: p ≠ 0 and docs/economics.md's break-even holds."""
+    cheap = E.cpmt_for_run(make_run(tmp_path / "a"))
+    dear_parts = {"network": {"parts": {"optics": [{"speed": "400G", "price_usd": 1280, "power_w": 8.5}]}}}
+    dear = E.cpmt_for_run(make_run(tmp_path / "b"), write_costs(tmp_path / "c.yaml", dear_parts))
+    assert dear["cost"]["accelerators_usd_per_hour"] == pytest.approx(cheap["cost"]["accelerators_usd_per_hour"])
+    out = E.compare_break_even(cheap, dear)
+    p = out["network_premium_b"]
+    assert p > 0.1
+    f = cheap["network_share"]
+    assert out["cost_ratio"] == pytest.approx(1 + f * p)           # C_B / C_A = 1 + f·p
+    assert not out["b_wins"]                                       # same η, dearer network: B loses
+    assert out["max_network_premium_b"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_bottom_up_accelerator_cost(tmp_path):
     run = make_run(tmp_path / "run")
     costs = write_costs(tmp_path / "c.yaml", {
         "accelerator": {"pricing": "bottom_up", "purchase_price_usd": 30000, "life_years": 4,
-                        "cost_of_capital": 0.0, "power_w": 1000},
-        "facility": {"pue": 1.5, "electricity_usd_per_kwh": 0.10}})
+                        "cost_of_capital": 0.0, "power_w": 1000, "server_share_usd": 6000, "system_power_ratio": 1.5},
+        "facility": {"pue": 1.5, "electricity_usd_per_kwh": 0.10, "colocation_usd_per_kw_month": 100}})
     r = E.cpmt_for_run(run, costs)
     a = r["cost"]["accelerator_pricing"]["H100"]
-    assert a["capex_usd_per_hour"] == pytest.approx(30000 / 4 / 8760)
-    assert a["power_usd_per_hour"] == pytest.approx(1.0 * 1.5 * 0.10)
+    assert a["capex_usd_per_hour"] == pytest.approx((30000 + 6000) / 4 / 8760)
+    assert a["power_usd_per_hour"] == pytest.approx(1.5 * 1.5 * 0.10)        # 1.5 kW all-in, PUE 1.5
+    assert a["colocation_usd_per_hour"] == pytest.approx(1.5 * 100 * 12 / 8760)
     names = {i["name"] for i in r["inputs"]}
     assert {"accelerator.life_years", "facility.pue", "network.life_years"} <= names
     assert all(i["source"] for i in r["inputs"])
@@ -286,7 +316,8 @@ def test_eta_falls_monotonically_with_tail(tmp_path):
     moe = [e["moe"] for e in results]
     assert all(a >= b for a, b in zip(kv, kv[1:])) and kv[-1] < kv[1] < 1.0, kv
     assert all(a > b for a, b in zip(moe, moe[1:])), moe
-    assert results[-1]["set_by"] == "kv"
+    for e in results[1:]:   # the pattern that sets η is the one whose ideal would recover the most
+        assert e["set_by"] == max(e["token_loss"], key=e["token_loss"].get)
 
 
 def test_moe_eta_matches_hand_computation(tmp_path):
@@ -296,9 +327,27 @@ def test_moe_eta_matches_hand_computation(tmp_path):
     ideal = 0.04 + 29 * comm
     measured = 0.04 + 29 * (comm + 2 * MOE_LAYERS * tail)
     assert r["eta"]["moe"] == pytest.approx(ideal / measured, rel=1e-6)
-    shares = r["token_shares"]
-    assert r["eta"]["combined"] == pytest.approx(shares["prefill_input"] * 1.0 + shares["decode_output"] * ideal / measured)
-    assert shares["decode_output"] == pytest.approx(1072 / 4951)
+    # Rebalanced pools, half the design's accelerators prefill: η = 1 / (a/1 + b/η_d), a = b = 0.5.
+    assert r["pools"] == {"model": "rebalanced", "prefill_share": 0.5, "decode_share": 0.5}
+    assert r["eta"]["combined"] == pytest.approx(1 / (0.5 + 0.5 * measured / ideal), rel=1e-6)
+    fixed = E.cpmt_for_run(tmp_path / "run", write_costs(tmp_path / "c.yaml", {"serving": {"pool_model": "fixed"}}))
+    assert fixed["eta"]["combined"] == pytest.approx(ideal / measured, rel=1e-6)
+
+
+def test_pools_combine_by_accelerator_time_not_token_share():
+    # η_d = 0.8, η_p = 1, a = 0.42: token-share weighting gave 0.957; accelerator time gives 0.873.
+    assert E.combined_eta(1.0, 0.8, 0.42, "rebalanced") == pytest.approx(1 / (0.42 + 0.58 / 0.8))
+    assert round(E.combined_eta(1.0, 0.8, 0.42, "rebalanced"), 3) == 0.873
+    assert E.combined_eta(1.0, 0.8, 0.42, "fixed") == 0.8
+    assert E.combined_eta(1.0, 1.0, 0.42, "rebalanced") == pytest.approx(1.0)
+
+
+def test_decode_tpot_counts_compute_once_and_overlap_as_a_window():
+    steps = pd.DataFrame({"ideal_s": [0.010, 0.010], "measured_s": [0.020, 0.020]})
+    # MoE and TP each 10 ms ideal, 20 ms measured; compute 40 ms; no overlap: one TPOT per step.
+    assert E.eta_decode(0.040, 0.0, [(steps, 1.0), (steps, 1.0)]) == pytest.approx(0.060 / 0.080)
+    # A window of half the compute (20 ms) hides 20 ms of communication: 40 + 0 vs 40 + 20.
+    assert E.eta_decode(0.040, 0.5, [(steps, 1.0), (steps, 1.0)]) == pytest.approx(0.040 / 0.060)
 
 
 def test_kv_loss_pays_recovery_penalty(tmp_path):
