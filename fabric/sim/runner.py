@@ -116,7 +116,7 @@ def estimate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, options
                    + n_probes * (per_packet + 4 * EVENTS_PER_LINK) + 2 * len(schedule))
     nodes = g.number_of_nodes()
     directions = 2 * g.number_of_edges()
-    span_s = float(schedule["t_start_s"].max() - schedule["t_start_s"].min()) + options.tmax_s
+    span_s = (float(schedule["t_start_s"].max() - schedule["t_start_s"].min()) if len(schedule) else 0.0) + options.tmax_s
     samples = directions * (span_s / options.sample_interval_s + 2)
     buffered = sum(d["buffer_bytes"] / options.scale for _, _, d in g.edges(data=True)) * 2
     if spec.kind == "scheduled":
@@ -181,9 +181,9 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     if not options.scale >= 1:
         raise SpecError("--scale", "", f"got {options.scale!r}; k must be at least 1 (1 = real rates)")
     check_out_dir(out_dir)
-    wheel = ns3_wheel_version()
     est = estimate(spec, g, schedule, options)
     _refuse_if_too_big(spec, est)
+    wheel = ns3_wheel_version()
     options = replace(options, name=options.name or Path(out_dir).name)
     plan = build_plan(spec, g, schedule, options.scale, options.payload_bytes, options.hash_seed, options.tmax_s,
                       options.sample_interval_s)
