@@ -293,19 +293,20 @@ def run_idle_path_delay_ns(run: dict, noise: pd.DataFrame) -> float:
     return M.idle_path_delay_ns(noise)
 
 
-def completions(frames: dict, prep: dict | None = None,
-                fallback_rate_bps: float = M.NAN) -> tuple[pd.DataFrame, dict]:
+def completions(frames: dict, prep: dict | None = None, fallback_rate_bps: float = M.NAN,
+                rto_ns: float | None = None, idle_ns: float | None = None) -> tuple[pd.DataFrame, dict]:
     """The run's per-message completion table (:mod:`fabric.analysis.completion`), aligned with
     ``prep["messages"]`` (sorted by msg_id), and ``prep``. Every reader of completion times —
-    metrics.json, the report, fidelity and economics — goes through here."""
+    metrics.json, the report, fidelity and economics — goes through here. ``rto_ns`` and
+    ``idle_ns`` override the run's own (a cost file's what-if)."""
     run = frames["run"]
     if prep is None:
         prep = prepare(frames["packets"], frames["messages"], run.get("tmax_ns"))
     msgs = prep["messages"]
     links = frames["links"]
     rec = dict(run.get("loss_recovery") or {})
-    rto_ns = int(rec.get("rto_ns", DEFAULT_RTO_NS))
-    idle_ns = run_idle_path_delay_ns(run, frames["noise"])
+    rto_ns = int(rec.get("rto_ns", DEFAULT_RTO_NS)) if rto_ns is None else rto_ns
+    idle_ns = run_idle_path_delay_ns(run, frames["noise"]) if idle_ns is None else idle_ns
     send_rate = M.sender_line_rate_bps(links, msgs["src"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
     recv_rate = M.receiver_line_rate_bps(links, msgs["dst"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
     receipt = prep["receipt"].copy()

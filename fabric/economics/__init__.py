@@ -69,3 +69,4 @@ from fabric.economics.formulas import (  # noqa: F401
     max_network_premium,
     power_usd_per_hour,
 )
+from fabric.economics.sensitivity import cpmt_sensitivity  # noqa: F401

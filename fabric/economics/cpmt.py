@@ -27,7 +27,7 @@ from fabric.errors import CostError, FabricError
 # CPMT for one run
 # --------------------------------------------------------------------------------------------
 
-def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None) -> dict:
+def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None, cache: dict | None = None) -> dict:
     """Everything ``fabric cpmt`` reports for one run directory, as a JSON-ready dict.
 
     Keys: ``design``, ``eta`` (kv, moe, tp, prefill_pool, decode_pool, combined, set_by),
@@ -46,7 +46,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     cf = f"cost file {costs.source}"
     run = read_run_json(run_dir)
     spec = rundir.fabric_spec(run, f"{run_dir}/run.json")
-    der = derating(run_dir, costs, led, run, spec)
+    der = derating(run_dir, costs, led, run, spec, cache)
 
     # Accelerators and network at the size to cost: the design's own, or the count the cost file
     # asks for (accelerator.count, or the hosts of network.fabric). Each design keeps its own

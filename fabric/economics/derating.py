@@ -95,12 +95,14 @@ def _idle_path_delay_s(run: dict, run_dir: Path, costs: CostFile, led: Ledger) -
 
 
 def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = None,
-                  run: dict | None = None, host_rate_bps: float | None = None) -> pd.DataFrame:
+                  run: dict | None = None, host_rate_bps: float | None = None,
+                  cache: dict | None = None) -> pd.DataFrame:
     """One row per scheduled message with ideal and measured completion (seconds from workload start).
 
     Columns: ``msg_id, kind, group, request_id, step, src, dst, bytes, t_start_s, ideal_done_s,
     measured_done_s, recovered`` (``recovered``: the message lost packets, or never showed up in
-    messages.parquet, and its completion comes from the loss-recovery model).
+    messages.parquet, and its completion comes from the loss-recovery model). ``cache`` (a dict
+    the caller keeps) saves re-reading the run when only prices change (sensitivity).
     """
     from fabric.rundir import read_run_json
     from fabric.schedule import read_schedule
@@ -116,12 +118,15 @@ def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | No
     rto = led.pick("loss_recovery.rto_s", (costs.rto_s, f"cost file {costs.source}"),
                    (lr.get("rto_ns") / 1e9 if lr.get("rto_ns") is not None else None, "run.json loss_recovery.rto_ns"))
 
+    key = (str(run_dir), rate, idle, rto)
+    if cache is not None and key in cache:
+        return cache[key].copy()
     from fabric.analysis.run_metrics import completions, read_frames
     frames = read_frames(run_dir, packets_required=False)
     scale_k = float(run.get("scale_k", 1) or 1)
     # Every completion time comes from the one model of fabric.analysis.completion; a run without
     # link counters (hand-made) falls back to the design's host link rate, emulated (÷ k).
-    comp, prep = completions(frames, fallback_rate_bps=rate / scale_k)
+    comp, prep = completions(frames, fallback_rate_bps=rate / scale_k, rto_ns=rto * 1e9, idle_ns=idle * 1e9)
     msgs = prep["messages"]
     comp = comp.assign(msg_id=msgs["msg_id"].to_numpy(), t_sched_ns=msgs["t_sched_ns"].to_numpy())
     sched_path = run_dir / "schedule.parquet"
@@ -153,6 +158,8 @@ def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | No
     frame["measured_done_s"] = measured.astype("float64")
     cols = ["msg_id", "kind", "group", "request_id", "step", "src", "dst", "bytes", "t_start_s",
             "ideal_done_s", "measured_done_s", "recovered"]
+    if cache is not None:
+        cache[key] = frame[cols].copy()
     return frame[cols]
 
 
@@ -292,7 +299,7 @@ def _model_or_none(name):
 
 
 def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = None,
-             run: dict | None = None, spec=None) -> dict:
+             run: dict | None = None, spec=None, cache: dict | None = None) -> dict:
     """η per pattern and combined for one run directory (docs/economics.md §2)."""
     from fabric.rundir import read_run_json
     run_dir = Path(run_dir)
@@ -302,7 +309,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     run = run if run is not None else read_run_json(run_dir)
     spec = spec or rundir.fabric_spec(run, f"{run_dir}/run.json")
     workload = workload_from_run(run, run_dir)
-    frame = message_times(run_dir, costs, led, run, spec.host_link_rate_bps)
+    frame = message_times(run_dir, costs, led, run, spec.host_link_rate_bps, cache)
     warnings: list[str] = []
 
     model_name = _first(workload, "model", "model_name")

@@ -247,3 +247,25 @@ def run_with_progress(runner, spec, g, schedule, out: Path, options, quiet: bool
             progress.update(tasks[stage], completed=fraction)
 
         return runner(spec, g, schedule, out, options, progress=report)
+
+
+def sensitivity_table(t: dict) -> str:
+    """The tornado as text (``fabric cpmt --sensitivity``): widest swing first."""
+    ratio = t["figure"] == "cpmt_ratio"
+
+    def show(v: float) -> str:
+        return fmt.fixed(v, 4) if ratio else fmt.usd(v, 4)
+
+    title = (f"CPMT ratio {t['run_dir']} ÷ {t['baseline_dir']}: {show(t['base'])}" if ratio
+             else f"CPMT total of {t['run_dir']}: {show(t['base'])}/Mtok")
+    lines = [title, f"  {'input':<48} {'range':<28} {'at low':>10} {'at high':>10} {'swing':>10}"]
+    for s in t["swings"]:
+        lines.append(f"  {s['input']:<48} {s['range']:<28} {show(s['figure_low']):>10} {show(s['figure_high']):>10} "
+                     f"{show(s['spread']):>10}")
+    be = t["break_even"]
+    gains = "  ".join(f"{'+' + format(g, '.0%') + ' η':>6}" for g in be["eta_gain"])
+    lines.append(f"break-even network premium ({be['rule']}):")
+    lines.append(f"  {'f':>6}   {gains}")
+    for row in be["curve"]:
+        lines.append(f"  {row['f']:>6.0%}   " + "  ".join(f"{p:>6.0%}" for p in row["max_premium"]))
+    return "\n".join(lines)

@@ -119,3 +119,14 @@ def test_wired_into_fabric_cli(tmp_path, capsys):
     assert info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "facility.pue" in err
+
+
+def test_sensitivity_prints_the_tornado_widest_first(tmp_path):
+    run = fx.make_run(tmp_path / "run", moe_tail_s=0.001)
+    res = invoke(run, "--sensitivity")
+    assert res.exit_code == 0, res.output
+    rows = [line for line in res.output.splitlines() if "±" in line or " to " in line]
+    assert any(line.lstrip().startswith("accelerator price per hour") for line in rows)
+    data = json.loads(invoke(run, "--sensitivity", "--json").output)
+    assert data["figure"] == "cpmt_total_usd_per_mtok" and len(data["swings"]) >= 10
+    assert invoke(run, "--baseline", str(run)).exit_code != 0   # --baseline needs --sensitivity

@@ -472,3 +472,37 @@ def test_workload_facts_from_patterns_and_profile_path(tmp_path):
     r = E.cpmt_for_run(run)
     assert r["patterns"]["moe"]["layer_scale"] == 1.0
     assert "all layers assumed emulated" in {i["name"]: i for i in r["inputs"]}["moe.layer_scale"]["source"]
+
+
+# --------------------------------------------------------------------------------------------
+# Sensitivity
+# --------------------------------------------------------------------------------------------
+
+def test_sensitivity_moves_cpmt_by_each_inputs_share(tmp_path):
+    run = make_run(tmp_path / "run", moe_tail_s=0.001)
+    base = E.cpmt_for_run(run)
+    t = E.cpmt_sensitivity(run)
+    assert t["base"] == pytest.approx(base["cpmt_total_usd_per_mtok"])
+    swings = {s["input"]: s for s in t["swings"]}
+    # ±20% on the accelerators' price moves CPMT by ±20% of the accelerators' share of C_hour.
+    acc, c = base["cost"]["accelerators_usd_per_hour"], base["cost_per_hour_usd"]
+    price = swings["accelerator price per hour"]
+    assert price["figure_high"] / t["base"] == pytest.approx(1 + 0.2 * acc / c, rel=1e-6)
+    assert price["figure_low"] / t["base"] == pytest.approx(1 - 0.2 * acc / c, rel=1e-6)
+    # Baseline tokens/s: CPMT ∝ 1 / rate.
+    rate = swings["baseline tokens/s per accelerator"]
+    assert rate["figure_high"] / t["base"] == pytest.approx(1 / 1.2, rel=1e-6)
+    # A MoE tail: hiding communication behind compute lowers CPMT; sorted widest first.
+    assert swings["overlap (share of compute hiding communication)"]["figure_high"] < t["base"]
+    spreads = [s["spread"] for s in t["swings"]]
+    assert spreads == sorted(spreads, reverse=True)
+
+
+def test_sensitivity_of_a_ratio_cancels_shared_prices(tmp_path):
+    a, b = make_run(tmp_path / "a"), make_run(tmp_path / "b", moe_tail_s=0.001)
+    t = E.cpmt_sensitivity(b, baseline_dir=a)
+    swings = {s["input"]: s for s in t["swings"]}
+    assert t["figure"] == "cpmt_ratio" and t["base"] > 1          # the tail makes B dearer per token
+    # Same accelerators and network in both: their prices move both CPMTs alike.
+    assert swings["accelerator price per hour"]["spread"] == pytest.approx(0.0, abs=1e-9)
+    assert swings["overlap (share of compute hiding communication)"]["spread"] > 0
