@@ -95,6 +95,9 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         "run_dir": str(run_dir),
         "design": {"name": spec.name, "kind": spec.kind, "hosts": spec.hosts, "costed_accelerators": n_acc},
         "eta": der["eta"],
+        "eta_interval": der["eta_interval"],
+        # CPMT ∝ 1/η: the η interval's ends give CPMT's.
+        "cpmt_total_interval": _cpmt_interval(ideal_cpmt_total, der["eta_interval"]["combined"]),
         "pools": der["pools"],
         "token_shares": der["token_shares"],
         "cpmt_total_usd_per_mtok": cpmt_usd_per_mtok(cost_per_hour, served_total),
@@ -129,6 +132,12 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         "inputs": led.as_list(),
         "warnings": der["warnings"],
     }
+
+
+def _cpmt_interval(ideal_cpmt: float, eta_interval: list[float] | None) -> list[float] | None:
+    if not eta_interval or min(eta_interval) <= 0:
+        return None
+    return [ideal_cpmt / eta_interval[1], ideal_cpmt / eta_interval[0]]
 
 
 def scale_bom(bom: dict, scale: float) -> dict:

@@ -186,11 +186,8 @@ def nearest_rank(values, q: float) -> float:
     return percentiles(np.asarray(values, dtype="float64"), [("q", int(round(q * 1000)))])["q"]
 
 
-def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_decode_step_s: float) -> dict | None:
-    """η_KV: share of requests meeting the TTFT SLO, measured ÷ ideal (DistServe goodput).
-
-    ``prefill_compute_s`` is a number or a Series indexed by request key.
-    """
+def kv_ttft(frame: pd.DataFrame, prefill_compute_s, first_decode_step_s: float):
+    """Per request: (KV groups, TTFT on the ideal fabric, TTFT measured), or None without KV."""
     kv = frame[frame["kind"].isin(KV_KINDS)]
     if kv.empty:
         return None
@@ -198,8 +195,20 @@ def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_deco
     groups = group_completions(kv.assign(_req=key), "_req")
     prefill = prefill_compute_s.reindex(groups.index).fillna(0.0) if isinstance(prefill_compute_s, pd.Series) \
         else pd.Series(float(prefill_compute_s), index=groups.index)
-    ttft_ideal = prefill + groups["ideal_s"] + first_decode_step_s
-    ttft_meas = prefill + groups["measured_s"] + first_decode_step_s
+    return groups, prefill + groups["ideal_s"] + first_decode_step_s, prefill + groups["measured_s"] + first_decode_step_s
+
+
+def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_decode_step_s: float) -> dict | None:
+    """η_KV: share of requests meeting the TTFT SLO, measured ÷ ideal (DistServe goodput).
+
+    ``prefill_compute_s`` is a number or a Series indexed by request key.
+    """
+    found = kv_ttft(frame, prefill_compute_s, first_decode_step_s)
+    if found is None:
+        return None
+    groups, ttft_ideal, ttft_meas = found
+    kv = frame[frame["kind"].isin(KV_KINDS)]
+    prefill = ttft_ideal - groups["ideal_s"] - first_decode_step_s
     att_ideal = float((ttft_ideal <= ttft_slo_s).mean())
     att_meas = float((ttft_meas <= ttft_slo_s).mean())
     eta = None if att_ideal == 0 else att_meas / att_ideal
@@ -436,7 +445,10 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                         f"output_tokens_per_s_per_accelerator in a cost file for this model")
     output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
     w_out = output_rate / total_rate
+    ttft = kv_ttft(frame, prefill, first_decode) if patterns["kv"] is not None else None
+    intervals = bootstrap_eta(ttft, ttft_slo, decode_parts, decode_compute, overlap, prefill_share, pool_model)
     return {
+        "eta_interval": intervals,
         "eta": {**etas, "kv_goodput": goodput, "prefill_pool": eta_prefill, "decode_pool": eta_dec,
                 "combined": combined,
                 "set_by": set_by, "token_loss": loss},
@@ -446,6 +458,52 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
         "messages": int(len(frame)), "recovered_messages": int(frame["recovered"].sum()),
         "warnings": warnings,
     }
+
+
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE = 0.95
+
+
+def _interval(samples: np.ndarray) -> list[float] | None:
+    """The central CONFIDENCE interval of bootstrap samples (NaN samples: undefined resamples)."""
+    samples = samples[np.isfinite(samples)]
+    if not samples.size:
+        return None
+    tail = (1 - CONFIDENCE) / 2 * 100
+    return [float(np.percentile(samples, tail)), float(np.percentile(samples, 100 - tail))]
+
+
+def bootstrap_eta(ttft: tuple | None, ttft_slo_s: float, decode_parts: list[tuple[pd.DataFrame, float]],
+                  compute_s: float, overlap: float, prefill_share: float, pool_model: str, seed: int = 0) -> dict:
+    """Confidence intervals of η within one run: requests (η_KV) and decode steps (η_decode)
+    resampled with replacement, :data:`BOOTSTRAP_RESAMPLES` times, through the same formulas.
+
+    They say how much η would move with another sample of the same traffic; they do not cover
+    run-to-run variation of the engine (repeats do: see the report).
+    """
+    rng = np.random.default_rng(seed)
+    n = BOOTSTRAP_RESAMPLES
+    goodput = np.ones(n)
+    if ttft is not None:
+        _, ideal, measured = ttft
+        ok_ideal = (ideal <= ttft_slo_s).to_numpy(np.float64)
+        ok_meas = (measured <= ttft_slo_s).to_numpy(np.float64)
+        idx = rng.integers(0, ok_ideal.size, (n, ok_ideal.size))
+        att_ideal, att_meas = ok_ideal[idx].mean(axis=1), ok_meas[idx].mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            goodput = np.where(att_ideal > 0, att_meas / att_ideal, np.nan)
+    comm_ideal, comm_meas = np.zeros(n), np.zeros(n)
+    for steps, scale in decode_parts:
+        idx = rng.integers(0, len(steps), (n, len(steps)))
+        comm_ideal += scale * steps["ideal_s"].to_numpy(np.float64)[idx].mean(axis=1)
+        comm_meas += scale * steps["measured_s"].to_numpy(np.float64)[idx].mean(axis=1)
+    window = overlap * compute_s
+    eta_dec = (compute_s + exposed_s(comm_ideal, window)) / (compute_s + exposed_s(comm_meas, window))
+    pools = np.minimum(1.0, eta_dec) if pool_model == "fixed" else 1.0 / (prefill_share + (1 - prefill_share) / eta_dec)
+    return {"confidence": CONFIDENCE, "resamples": n, "method": "bootstrap over requests and decode steps",
+            "kv": _interval(goodput) if ttft is not None else None,
+            "decode_pool": _interval(eta_dec) if decode_parts else None,
+            "combined": _interval(goodput * pools)}
 
 
 def prefill_pool_share(spec) -> tuple[float | None, str]:

@@ -65,6 +65,13 @@ def _ms(seconds) -> str:
     return fmt.fixed(seconds, 3, scale=1e3, suffix=" ms")
 
 
+def _interval(bounds, show) -> str:
+    """`` [lo–hi]`` (95% bootstrap interval within the run), or nothing when undefined or a point."""
+    if not bounds or bounds[0] == bounds[1]:
+        return ""
+    return f" [95% {show(bounds[0])}–{show(bounds[1])}]"
+
+
 def cpmt_summary(r: dict) -> str:
     """Six lines: η per pattern, CPMT measured and ideal, hourly cost, break-even (``fabric cpmt``, ``fabric run``)."""
     e = r["eta"]
@@ -75,9 +82,10 @@ def cpmt_summary(r: dict) -> str:
         + (f", costed at {d['costed_accelerators']:,.0f} accelerators" if d["costed_accelerators"] != d["hosts"] else "")
         + f"; {pools['model']} pools, prefill {fmt.percent(pools['prefill_share'], 0)} of accelerator time)",
         f"  η           kv {_eta(e['kv'])}  moe {_eta(e['moe'])}  tp {_eta(e['tp'])}  "
-        f"combined {fmt.ratio(e['combined'])}" + (f"  (set by {e['set_by']})" if e["set_by"] else ""),
-        f"  CPMT total  {fmt.usd(r['cpmt_total_usd_per_mtok'])}/Mtok measured, "
-        f"{fmt.usd(r['cpmt_ideal']['total_usd_per_mtok'])}/Mtok ideal",
+        f"combined {fmt.ratio(e['combined'])}" + _interval(r["eta_interval"]["combined"], fmt.ratio)
+        + (f"  (set by {e['set_by']})" if e["set_by"] else ""),
+        f"  CPMT total  {fmt.usd(r['cpmt_total_usd_per_mtok'])}/Mtok measured"
+        + _interval(r["cpmt_total_interval"], fmt.usd) + f", {fmt.usd(r['cpmt_ideal']['total_usd_per_mtok'])}/Mtok ideal",
         f"  CPMT output {fmt.usd(r['cpmt_output_usd_per_mtok'])}/Mtok measured, "
         f"{fmt.usd(r['cpmt_ideal']['output_usd_per_mtok'])}/Mtok ideal",
         f"  cost        {fmt.usd(r['cost_per_hour_usd'])}/h, network share {fmt.percent(r['network_share'], 1)}",

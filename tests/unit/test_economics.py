@@ -506,3 +506,15 @@ def test_sensitivity_of_a_ratio_cancels_shared_prices(tmp_path):
     # Same accelerators and network in both: their prices move both CPMTs alike.
     assert swings["accelerator price per hour"]["spread"] == pytest.approx(0.0, abs=1e-9)
     assert swings["overlap (share of compute hiding communication)"]["spread"] > 0
+
+
+def test_eta_interval_brackets_the_estimate_and_shrinks_to_a_point_when_every_step_agrees(tmp_path):
+    ideal = E.cpmt_for_run(make_run(tmp_path / "ideal"))
+    lo, hi = ideal["eta_interval"]["combined"]
+    assert lo == pytest.approx(1.0, abs=0.01) and hi == pytest.approx(1.0, abs=0.01)
+    tail = E.cpmt_for_run(make_run(tmp_path / "tail", kv_tail_s=lambda r: 2.0 if r % 3 == 0 else 0.0))
+    lo, hi = tail["eta_interval"]["kv"]
+    assert lo < tail["eta"]["kv"] < hi                     # requests differ: the estimate has a spread
+    lo, hi = tail["cpmt_total_interval"]
+    assert lo < tail["cpmt_total_usd_per_mtok"] < hi
+    assert tail["eta_interval"]["confidence"] == 0.95
