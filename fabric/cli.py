@@ -54,7 +54,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
 
 def _register() -> None:
     # Imported here so `fabric --help` stays fast and each group stays in its own module.
-    from fabric.commands import analyze, compare, cpmt, doctor, pcap, report, run, topo, traffic
+    from fabric.commands import analyze, compare, cpmt, crosscheck, doctor, pcap, report, run, topo, traffic
 
     app.add_typer(topo.app, name="topo", help="Validate and inspect fabric designs.")
     app.add_typer(traffic.app, name="traffic", help="Inspect workload profiles and generate schedules.")
@@ -66,6 +66,8 @@ def _register() -> None:
     app.command("cpmt", help="Token-throughput derating and cost per million tokens for a run.")(cpmt.cpmt)
     app.command("pcap", help="Per-flow OWD, jitter, loss and reordering from a capture of probe packets.")(pcap.pcap)
     app.command("doctor", help="Check this machine can emulate fabrics; say what is missing.")(doctor.doctor)
+    app.command("crosscheck", help="Run one design on the emulator and the packet simulator at the same k; "
+                                   "compare loss, MCT and OWD per class.")(crosscheck.crosscheck)
 
 
 _register()

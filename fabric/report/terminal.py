@@ -277,3 +277,25 @@ def sensitivity_table(t: dict) -> str:
     for row in be["curve"]:
         lines.append(f"  {row['f']:>6.0%}   " + "  ".join(f"{p:>6.0%}" for p in row["max_premium"]))
     return "\n".join(lines)
+
+
+def crosscheck_table(r: dict) -> str:
+    """``fabric crosscheck``: per class and figure, emulator vs simulator at the same k."""
+    lines = [f"{r['design']}: emulator (fidelity {r['emu_fidelity']}) vs packet simulator, both at k = "
+             f"{r['scale_k']:g} (dilation {r['dilation']:g} on the emulator); agreement within "
+             f"{fmt.percent(r['tolerance'], 0)}",
+             f"  {'class':<14} {'figure':<9} {'emulator':>12} {'simulator':>12} {'diff':>7}  "]
+    for row in r["rows"]:
+        unit = f" {row['unit']}" if row["unit"] else ""
+
+        def show(v):
+            if v is None:
+                return fmt.NA
+            return fmt.percent(v, 2) if row["figure"] == "loss" else fmt.fixed(v, 3) + unit
+        diff = fmt.NA if row["rel_diff"] is None else fmt.percent(row["rel_diff"], 1)
+        flag = "" if row["agrees"] is not False else "  DISAGREE"
+        lines.append(f"  {row['class']:<14} {row['figure']:<9} {show(row['emu']):>12} {show(row['sim']):>12} "
+                     f"{diff:>7}{flag}")
+    lines.append("engines agree" if r["agree"] else "engines DISAGREE on the rows marked; see "
+                 f"{r['emu_dir']} and {r['sim_dir']}")
+    return "\n".join(lines)
