@@ -75,7 +75,8 @@ def build(fs, a: dict, s: dict) -> None:
         d = s["scheduled"]
         fs.InstallScheduled(s["n_hosts"], s["n_records"], d["credit_bytes"], d["voq_limit_bytes"], d["fc_packets"],
                             d["ctrl_remote_ps"], d["ctrl_local_ps"], d["reorder_timeout_ps"],
-                            a["grant_ps_per_byte"], len(a["watch_ncp"]), a["watch_ncp"], a["watch_dst"])
+                            a["grant_ps_per_byte"], a["ncp_weight"], len(a["watch_ncp"]), a["watch_ncp"],
+                            a["watch_dst"])
     fs.StartSampling(s["sample_start_ps"], s["sample_interval_ps"])
 
 
@@ -121,7 +122,19 @@ def collect(fs, s: dict, work: Path) -> dict:
     return result
 
 
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process if the runner dies without killing it (Linux)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str]) -> int:
+    die_with_parent()
     work = Path(argv[0])
     settings = json.loads((work / "settings.json").read_text())
     arrays = dict(np.load(work / "plan.npz"))

@@ -3,7 +3,8 @@
 // Each NCP (edge switch) holds one virtual output queue per egress host port of the fabric. A
 // packet from a host waits in its VOQ and asks the egress port's credit scheduler (at the NCP
 // that owns the port) for its wire bytes; the scheduler grants credits of at most one full packet
-// round-robin over the ingress NCPs that asked, spaced at the port's rate x fabric speedup, and
+// over the ingress NCPs that asked (deficit round-robin, weighted per NCP by the design's
+// scheduler.weights of its host group), spaced at the port's rate x fabric speedup, and
 // holds them while the port's egress queue holds fcPackets or more (egress flow control). A credit
 // releases packets from the VOQ; they are sprayed over the NCP's fabric links (round-robin, one
 // counter per destination NCP), carry a sequence number per (ingress NCP, egress port), and are
@@ -28,6 +29,7 @@ struct DdcConfig
 DdcConfig g_ddc;
 std::vector<uint32_t> g_ddcSeq;      // per packet record: its sequence number in its (ingress NCP, port) stream
 std::vector<double> g_grantPsPerByte;  // per egress host port: credit spacing (port rate x speedup)
+std::vector<double> g_quantum;         // per ingress NCP: bytes added per round (weight x credit)
 
 struct VoqPacket
 {
@@ -53,8 +55,9 @@ struct Reorder
 
 struct EgressScheduler
 {
-    std::vector<int64_t> demand;  // bytes asked per ingress NCP
-    uint32_t rr = 0;
+    std::vector<int64_t> demand;   // bytes asked per ingress NCP
+    std::vector<double> deficit;   // deficit round-robin: bytes each ingress NCP may still be granted
+    uint32_t rr = 0;               // the ingress NCP being served
     bool ticking = false;
     int64_t nextPs = 0;
     uint64_t grants = 0, grantedBytes = 0, fcPauses = 0;
@@ -203,23 +206,37 @@ void Tick(uint32_t dst)
         ScheduleTick(s, dst);
         return;
     }
+    // Deficit round-robin over the ingress NCPs that asked: a visit adds the NCP's quantum (its
+    // weight in credits); it is served while its deficit covers a credit, then the next one is.
     uint32_t n = uint32_t(s.demand.size()), src = n;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i <= n && src == n; i++)
     {
         uint32_t c = (s.rr + i) % n;
-        if (s.demand[c] > 0)
+        if (s.demand[c] <= 0)
         {
-            src = c;
-            break;
+            s.deficit[c] = 0;
+            continue;
         }
+        int64_t want = std::min<int64_t>(g_ddc.creditBytes, s.demand[c]);
+        if (i > 0) s.deficit[c] += g_quantum[c];  // a new visit (i == 0 continues the current one)
+        if (s.deficit[c] >= want) src = c;
     }
     if (src == n)
     {
-        s.ticking = false;
+        bool asked = false;
+        for (uint32_t c = 0; c < n; c++) asked = asked || s.demand[c] > 0;
+        if (!asked)
+        {
+            s.ticking = false;
+            return;
+        }
+        s.nextPs = now;  // quanta were added: the next visit grants
+        ScheduleTick(s, dst);
         return;
     }
-    s.rr = src + 1;
+    s.rr = src;
     int64_t grant = std::min<int64_t>(g_ddc.creditBytes, s.demand[src]);
+    s.deficit[src] -= double(grant);
     s.demand[src] -= grant;
     s.grants++;
     s.grantedBytes += uint64_t(grant);
@@ -284,7 +301,8 @@ uint64_t DroppedByNcps()
 // After BuildRoutes: every edge switch becomes an NCP. grantPsPerByte: per host (egress port).
 void InstallScheduled(uint32_t nHosts, uint64_t nRecords, uint32_t creditBytes, uint64_t voqLimitBytes,
                       uint32_t fcPackets, int64_t ctrlRemotePs, int64_t ctrlLocalPs, int64_t reorderTimeoutPs,
-                      const double* grantPsPerByte, uint32_t nWatch, const int32_t* watchNcp, const int32_t* watchDst)
+                      const double* grantPsPerByte, const double* ncpWeight, uint32_t nWatch, const int32_t* watchNcp,
+                      const int32_t* watchDst)
 {
     g_ddc = DdcConfig{creditBytes, voqLimitBytes, fcPackets, ctrlRemotePs, ctrlLocalPs, reorderTimeoutPs};
     g_ddcSeq.assign(nRecords, 0);
@@ -298,8 +316,14 @@ void InstallScheduled(uint32_t nHosts, uint64_t nRecords, uint32_t creditBytes, 
         g_edgeSwitch[e]->hook = x;
         g_ncp.push_back(x);
     }
+    g_quantum.assign(g_edgeSwitch.size(), 0.0);
+    for (uint32_t e = 0; e < g_edgeSwitch.size(); e++) g_quantum[e] = ncpWeight[e] * creditBytes;
     g_scheduler.resize(nHosts);
-    for (auto& s : g_scheduler) s.demand.assign(g_edgeSwitch.size(), 0);
+    for (auto& s : g_scheduler)
+    {
+        s.demand.assign(g_edgeSwitch.size(), 0);
+        s.deficit.assign(g_edgeSwitch.size(), 0.0);
+    }
     g_watchNcp.assign(watchNcp, watchNcp + nWatch);
     g_watchDst.assign(watchDst, watchDst + nWatch);
     g_extraSample = &SampleVoqs;

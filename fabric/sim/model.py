@@ -123,6 +123,7 @@ class SimPlan:
             out["grant_ps_per_byte"] = self.scheduled["grant_ps_per_byte"]
             out["watch_ncp"] = self.scheduled["watch_ncp"]
             out["watch_dst"] = self.scheduled["watch_dst"]
+            out["ncp_weight"] = self.scheduled["ncp_weight"]
         return out
 
     def settings(self) -> dict:
@@ -135,7 +136,7 @@ class SimPlan:
                "max_end_ps": self.max_end_ps()}
         if self.scheduled:
             out["scheduled"] = {k: v for k, v in self.scheduled.items()
-                                if k not in ("grant_ps_per_byte", "watch_ncp", "watch_dst")}
+                                if k not in ("grant_ps_per_byte", "watch_ncp", "watch_dst", "ncp_weight")}
         return out
 
     def max_end_ps(self) -> int:
@@ -267,6 +268,13 @@ def scheduled_parameters(spec: FabricSpec, g: nx.MultiGraph, plan: SimPlan, k: f
     port_bps = np.array([g.nodes[h]["nic_rate_bps"] / k for h in host_names], dtype=np.float64)
     reorder_ns = max(REORDER_TIMEOUT_NS, REORDER_TIMEOUT_PACKETS * packet * 8 / fabric_bps * 1e9)
     # VOQ rows in links.parquet: every (ingress NCP, destination) pair the run uses.
+    # Weighted policy: each ingress NCP weighs as its hosts' group (as the emulator's scheduler reads
+    # the design), normalized so the lightest gets one credit per round.
+    edges = sorted((n for n in g.nodes if g.nodes[n]["tier"] == "edge"), key=lambda n: g.nodes[n]["index"])
+    weights = dict(spec.scheduler.weights) if spec.scheduler and spec.scheduler.policy == "weighted" else {}
+    ncp_weight = np.array([weights.get(g.nodes[next(h for h in host_names if g.nodes[h]["edge"] == e)]["group"], 1.0)
+                           for e in edges], dtype=np.float64)
+    ncp_weight /= ncp_weight.min()
     edge_of_src = plan.host_edge[plan.msg_src]
     pairs = np.unique(np.stack([edge_of_src, plan.msg_dst]), axis=1)
     return {
@@ -277,7 +285,9 @@ def scheduled_parameters(spec: FabricSpec, g: nx.MultiGraph, plan: SimPlan, k: f
         "ctrl_local_ps": 0,
         "reorder_timeout_ps": int(round(reorder_ns * PS_PER_NS)),
         "speedup": spec.fabric_speedup,
+        "policy": spec.scheduler.policy if spec.scheduler else "fair",
         "grant_ps_per_byte": (8e12 / (port_bps * spec.fabric_speedup)).astype(np.float64),
+        "ncp_weight": ncp_weight,
         "watch_ncp": pairs[0].astype(np.int32),
         "watch_dst": pairs[1].astype(np.int32),
     }

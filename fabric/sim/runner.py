@@ -42,16 +42,21 @@ from fabric.topology import fabric_facts, hosts
 
 NS3_VERSION = "ns-3.44"
 MAX_WALL_S = 30 * 60          # refuse runs estimated longer than this
-# Cost model of estimate(), measured on the 2-vCPU development machine (fabric/sim/bench.py).
+# Cost model of estimate(), measured on the 2-vCPU development machine with fabric/sim/bench.py
+# (2026-12-01): 16 hosts, 100 ms of mixed inference: 33.6M events at 0.48M/s; 1,024 hosts, a 1 ms
+# MoE window: 12.1M events at 0.35M/s; ~9 events per packet sent across the fabric.
 EVENTS_PER_PACKET = 1.0       # the sender's slot
 EVENTS_PER_LINK = 2.0         # transmit complete + arrival at the far end, per link crossed
-EVENTS_PER_SCHEDULED_PACKET = 3.0  # request, grant, credit
-EVENTS_PER_S_SMALL = 1.6e6    # up to SMALL_NODES nodes
-EVENTS_PER_S_LARGE = 0.6e6    # at LARGE_NODES nodes (interpolated on log(nodes))
+EVENTS_PER_SCHEDULED_PACKET = 3.0  # request, grant, credit ...
+CONTROL_EVENT_COST = 0.2      # ... each about a fifth of a packet event (no packet is touched): the
+                              # scheduled fabric's 100 ms of mixed inference ran 47.9M events at 0.62M/s
+EVENTS_PER_S_SMALL = 0.45e6   # up to SMALL_NODES nodes
+EVENTS_PER_S_LARGE = 0.33e6   # at LARGE_NODES nodes (interpolated on log(nodes))
 SMALL_NODES, LARGE_NODES = 64, 1100
-STARTUP_S = 12.0              # start the child, import ns-3 (~7 s), compile the model
-COLLECT_S_PER_PACKET = 1.5e-6  # reading records back and writing the tables
-BASE_MEMORY_BYTES = 750e6     # the child after importing ns-3 and compiling the model
+STARTUP_S = 9.0               # start the child, load ns-3 (~2 s), compile the model (~5 s)
+COLLECT_S_PER_PACKET = 2e-6   # reading records back and writing the tables
+COLLECT_S_PER_MESSAGE = 2e-5
+BASE_MEMORY_BYTES = 750e6     # the child after loading ns-3 and compiling the model
 RECORD_BYTES = 60.0           # per packet: the child's records, their file, the parent's arrays
 ROW_BYTES = 250.0             # per packets.parquet row kept (a DataFrame with host names)
 PORT_BYTES = 4096.0           # per link direction: device, queue, channel
@@ -109,11 +114,12 @@ def estimate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, options
     edge_of = {h: g.nodes[h]["edge"] for h in hosts(g)}
     crosses = schedule["src"].map(edge_of).to_numpy() != schedule["dst"].map(edge_of).to_numpy()
     links_crossed = np.where(crosses, 4, 2)
-    per_packet = EVENTS_PER_PACKET + (EVENTS_PER_SCHEDULED_PACKET if spec.kind == "scheduled" else 0.0)
     n_probes = len(noise_probe_schedule(g, LEAD_S))
     n_packets = int(packets.sum()) + n_probes
-    events = float((packets * (per_packet + EVENTS_PER_LINK * links_crossed)).sum()
-                   + n_probes * (per_packet + 4 * EVENTS_PER_LINK) + 2 * len(schedule))
+    packet_events = float((packets * (EVENTS_PER_PACKET + EVENTS_PER_LINK * links_crossed)).sum()
+                          + n_probes * (EVENTS_PER_PACKET + 4 * EVENTS_PER_LINK) + 2 * len(schedule))
+    control_events = n_packets * EVENTS_PER_SCHEDULED_PACKET if spec.kind == "scheduled" else 0.0
+    events = packet_events + control_events
     nodes = g.number_of_nodes()
     directions = 2 * g.number_of_edges()
     span_s = (float(schedule["t_start_s"].max() - schedule["t_start_s"].min()) if len(schedule) else 0.0) + options.tmax_s
@@ -125,7 +131,9 @@ def estimate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, options
     queued = min(n_packets, buffered / wire_packet_bytes(options.payload_bytes))
     memory = (BASE_MEMORY_BYTES + n_packets * RECORD_BYTES + min(n_packets, options.packet_cap) * ROW_BYTES
               + directions * PORT_BYTES + queued * QUEUED_PACKET_BYTES + samples * 60.0)
-    wall = STARTUP_S + events / events_per_s(nodes) + n_packets * COLLECT_S_PER_PACKET + samples * 2e-7
+    wall = (STARTUP_S + (packet_events + CONTROL_EVENT_COST * control_events) / events_per_s(nodes)
+            + n_packets * COLLECT_S_PER_PACKET
+            + len(schedule) * COLLECT_S_PER_MESSAGE + samples * 2e-7)
     return {"events": events, "packets": n_packets, "memory_bytes": float(memory), "wall_s": float(wall),
             "events_per_s": events_per_s(nodes), "nodes": nodes,
             "available_memory_bytes": _available_memory_bytes(), "max_wall_s": MAX_WALL_S}
@@ -353,13 +361,15 @@ def _write_run_dir(out_dir: Path, work: Path, spec: FabricSpec, g: nx.MultiGraph
         d = plan.scheduled
         details["scheduled_fabric"] = {
             "credit_bytes": d["credit_bytes"], "voq_limit_bytes": d["voq_limit_bytes"],
-            "egress_flow_control_packets": d["fc_packets"], "speedup": d["speedup"],
+            "egress_flow_control_packets": d["fc_packets"], "speedup": d["speedup"], "policy": d["policy"],
+            "ncp_weights": {f"{spec.edge_role}{i}": float(w) for i, w in enumerate(d["ncp_weight"])},
             "request_credit_one_way_ns": d["ctrl_remote_ps"] / 1e3, "reorder_timeout_ns": d["reorder_timeout_ps"] / 1e3,
             **result["scheduled"],
             "note": "VOQ per (ingress NCP, egress host port); credits of one packet spaced at the port rate x "
                     "speedup, held while the egress queue holds egress_flow_control_packets; requests and credits "
                     "take the NCP-NCF-NCP latency and no link capacity; packets sprayed round-robin per "
-                    "destination NCP and reordered at the egress NCP"}
+                    "destination NCP and reordered at the egress NCP; the design's scheduler tick and "
+                    "grant_fraction describe the emulator's tick-based scheduler and are not used"}
     extra = {k: v for k, v in options.extra.items() if k != "workload"}
     run = RunJson(
         engine="sim", engine_version=f"{NS3_VERSION} (ns3 wheel {wheel})", name=options.name,

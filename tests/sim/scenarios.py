@@ -25,9 +25,14 @@ PACKET_WIRE_BYTES = DEFAULT_PAYLOAD_BYTES + WIRE_OVERHEAD_BYTES
 LEAF_SPINE = {"name": "sim-test-ecmp", "kind": "leaf-spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 10,
               "host_link_rate": "400G", "fabric_link_rate": "400G", "buffer_per_port": "1MB",
               "link_delay": "500ns", "load_balancing": {"mode": "ecmp", "hash_seed": 7}}
-SCHEDULED = {"name": "sim-test-ddc", "kind": "scheduled", "ncps": 2, "ncfs": 2, "hosts_per_ncp": 10,
+# Scheduled: 3 NCPs x 2 NCFs x 10 hosts, one host group per NCP; the credit scheduler weighs NCP1 3:1.
+SCHEDULED = {"name": "sim-test-ddc", "kind": "scheduled", "ncps": 3, "ncfs": 2, "hosts_per_ncp": 10,
              "host_link_rate": "400G", "fabric_link_rate": "400G", "fabric_speedup": 1.0, "buffer_per_port": "1MB",
-             "voq_depth": "64MB", "link_delay": "500ns", "scheduler": {"policy": "fair"}}
+             "voq_depth": "64MB", "link_delay": "500ns",
+             "scheduler": {"policy": "weighted", "weights": {"ncp1-hosts": 3, "ncp2-hosts": 1}},
+             "host_groups": [{"name": f"ncp{i}-hosts", "count": 10, "accelerator": "H100", "role": "any"}
+                             for i in range(3)]}
+WEIGHTS = {"h10": 3, "h20": 1}
 SPRAY = {"name": "sim-test-spray", "kind": "leaf-spine", "leaves": 2, "spines": 4, "hosts_per_leaf": 4,
          "host_link_rate": "400G", "fabric_link_rate": "400G", "buffer_per_port": "8MB",
          "load_balancing": {"mode": "spray"}}
@@ -43,6 +48,8 @@ FLOW_BYTES = 64 * DEFAULT_PAYLOAD_BYTES
 CROSS_INCAST_START_S = 4.2e-3
 CROSS_INCAST_BYTES = 2_000_000
 VICTIM_FROM_S, VICTIM_TO_S, VICTIM_EVERY_S = 4.0e-3, 4.6e-3, 2e-6
+# 4b. Weighted credits: h10 (NCP1, weight 3) and h20 (NCP2, weight 1) -> h1 (NCP0) at once.
+WEIGHTED_START_S, WEIGHTED_BYTES = 1e-3, 4_000_000
 # 5. Idle messages leaf1 -> leaf0, each alone on the fabric.
 IDLE_BYTES = (4096, 65_536, 1_000_000, 8_000_000)
 IDLE_START_S = 5e-3
@@ -82,6 +89,10 @@ def cross_incast_victim_rows() -> list[tuple]:
     return rows
 
 
+def weighted_rows() -> list[tuple]:
+    return [(WEIGHTED_START_S, src, "h1", WEIGHTED_BYTES, "incast", "weighted") for src in WEIGHTS]
+
+
 def idle_rows() -> list[tuple]:
     return [(IDLE_START_S + i * 1e-3, "h15", "h5", size, "background", f"idle{i}") for i, size in enumerate(IDLE_BYTES)]
 
@@ -97,8 +108,8 @@ def flows_schedule() -> pd.DataFrame:
 
 
 def scheduled_schedule() -> pd.DataFrame:
-    """Run E: the cross incast with its victim on the scheduled fabric."""
-    return _frame(cross_incast_victim_rows())
+    """Run E: weighted credits, then the cross incast with its victim, on the scheduled fabric."""
+    return _frame(weighted_rows() + cross_incast_victim_rows())
 
 
 def spray_schedule() -> pd.DataFrame:

@@ -109,6 +109,17 @@ def test_scheduled_fabric_absorbs_the_incast_and_isolates_the_victim(sim_runs):
           f"during the incast {np.percentile(during, 99) / 1e3:.2f} us")
 
 
+def test_scheduler_grants_in_proportion_to_the_weights(sim_runs):
+    """Two ingress NCPs weighted 3:1 share one egress port 3:1 while both have data for it."""
+    p = packets_of(sim_runs["scheduled"])
+    w = p[(p["group"] == "weighted") & p["received"]]
+    t0 = read_run_json(sim_runs["scheduled"]["dir"])["t0_ns"] + S.WEIGHTED_START_S * 1e9
+    # Both are backlogged until the heavier one is done: 4 MB at 3/4 of 400G.
+    window = w[w["rx_ns"] < t0 + 0.9 * S.WEIGHTED_BYTES * 8e9 / (0.75 * S.RATE_BPS)]
+    got = window.groupby("src")["bytes"].sum()
+    assert got["h10"] / got["h20"] == pytest.approx(S.WEIGHTS["h10"] / S.WEIGHTS["h20"], rel=0.05)
+
+
 def test_leaf_spine_drops_the_same_incast(sim_runs):
     p = packets_of(sim_runs["ecmp"])
     cross = p[p["group"] == "cross"]
