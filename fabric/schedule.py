@@ -10,7 +10,7 @@ msg_id : int64      unique, ascending with ``t_start_s`` order not required
 t_start_s : float64 seconds from the start of the workload (real time)
 src, dst : str      host names of the fabric graph (``h0`` ...)
 bytes : int64       message size in real-world bytes (> 0)
-kind : str          traffic class, one of :data:`KINDS`
+kind : str          traffic class, one of :data:`KINDS` (declared in fabric/workloads/patterns.py)
 group : str         messages that complete together (a collective step, one request's KV shards)
 request_id : int64  request the message belongs to, -1 if none
 step : int64        decode step / collective step / repetition index, -1 if none
@@ -25,11 +25,11 @@ import pandas as pd
 
 from fabric.errors import RunDirError
 
-KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast", "permutation",
-         "background", "victim", "probe")
-# The kinds whose completion sets a token derating (η): requests' KV transfers, collectives'
-# steps, incasts. Their resolution (packets per message) is what the emulator's scale choice keeps.
-ETA_KINDS = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast")
+# Both declared per pattern type in the registry. ETA_KINDS: the kinds whose completion a reported
+# figure reads (requests' KV transfers, collectives' steps, incasts); their resolution (packets per
+# message) is what the emulator's scale choice keeps.
+from fabric.workloads.patterns import ETA_KINDS as ETA_KINDS
+from fabric.workloads.patterns import KINDS as KINDS
 
 COLUMNS = {
     "msg_id": "int64",

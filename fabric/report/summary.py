@@ -25,13 +25,14 @@ from fabric import __version__
 from fabric.analysis.run_metrics import SCALE_MEANING, analyze_run
 from fabric.errors import FabricError
 from fabric.jsonio import number, plain
+from fabric.workloads.patterns import KINDS, kinds_of_role
 
 FORMAT = "fabric-compare-summary"
 FORMAT_VERSION = 1
 
-# Traffic classes in the order reports show them (others follow alphabetically).
-CLASS_ORDER = ("kv", "a2a_dispatch", "a2a_combine", "allreduce", "incast", "permutation", "victim",
-               "background", "probe")
+# Traffic classes in the order reports show them: as the pattern registry declares them (others,
+# e.g. from a newer fabric, follow alphabetically).
+CLASS_ORDER = KINDS
 RUN_STATUSES = ("ok", "failed", "interrupted", "not_run")
 
 # Design-level headline figures: key -> (label, unit shown in reports).
@@ -67,8 +68,9 @@ CLASS_FIGURES = {
     "packets_sent": ("packets sent", "packets"),
     "messages": ("messages", "messages"),
 }
+# Headline η figure -> (η role, what traffic sets it); the kinds of each role come from the registry.
 PATTERN_OF_ETA = {"eta_kv": ("kv", "KV transfers (disaggregated prefill → decode)"),
-                  "eta_moe": ("moe", "MoE all-to-all (a2a_dispatch / a2a_combine)"),
+                  "eta_moe": ("moe", f"MoE all-to-all ({' / '.join(kinds_of_role('moe'))})"),
                   "eta_tp": ("tp", "tensor-parallel all-reduce")}
 VERDICT_RANK = {"trusted": 0, "degraded": 1, "untrusted": 2}
 SIGNIFICANCE_METHOD = (

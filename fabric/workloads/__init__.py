@@ -23,25 +23,14 @@ import numpy as np
 import pandas as pd
 
 from fabric.errors import WorkloadError
-from fabric.schedule import normalize
 from fabric.topology import hosts as graph_hosts
-from fabric.workloads.collectives import allreduce
-from fabric.workloads.disagg import disaggregated
 from fabric.workloads.hosts import HostContext
-from fabric.workloads.moe import moe_decode
+from fabric.workloads.patterns import PATTERNS
 from fabric.workloads.profile import MAX_MESSAGES, Pattern, Workload, load_workload, parse_workload
 from fabric.workloads.rows import Rows
-from fabric.workloads.synthetic import background, incast, permutation, victim
 
-GENERATORS = {
-    "disaggregated": disaggregated,
-    "moe_decode": moe_decode,
-    "allreduce": allreduce,
-    "incast": incast,
-    "permutation": permutation,
-    "background": background,
-    "victim": victim,
-}
+# Pattern type -> generator, from the registry (kept for callers that look a generator up by type).
+GENERATORS = {name: p.generator for name, p in PATTERNS.items()}
 
 
 @dataclass
@@ -57,6 +46,9 @@ class Generated:
 
 def generate(workload: Workload, graph: nx.MultiGraph, seed: int | None = None) -> Generated:
     """Generate the schedule of ``workload`` on ``graph`` (``seed`` overrides the profile's)."""
+    # Imported here: fabric.schedule reads its kinds from the pattern registry, which imports this package.
+    from fabric.schedule import normalize
+
     seed = workload.seed if seed is None else int(seed)
     if seed < 0:
         raise WorkloadError(workload.source, "seed", f"got {seed}; must be a non-negative integer")
@@ -66,7 +58,7 @@ def generate(workload: Workload, graph: nx.MultiGraph, seed: int | None = None) 
     for index, (pattern, stream) in enumerate(zip(workload.patterns, streams)):
         ctx.current = pattern.name
         rows = Rows()
-        notes += GENERATORS[pattern.type](pattern, ctx, np.random.default_rng(stream), rows)
+        notes += PATTERNS[pattern.type].generator(pattern, ctx, np.random.default_rng(stream), rows)
         frame = rows.frame()
         frame = frame[(frame["t_start_s"] >= pattern.start_s) & (frame["t_start_s"] < pattern.stop_s)]
         frame = frame.assign(_pattern=index, _order=np.arange(len(frame)))
@@ -107,15 +99,8 @@ def workload_facts(workload: Workload, schedule: pd.DataFrame) -> dict:
 
 def load_key(pattern: Pattern) -> str:
     """The profile key that sets a pattern's offered load (named when a load is refused)."""
-    if pattern.type == "disaggregated":
-        return f"{pattern.key}.arrivals"
-    if pattern.type == "moe_decode":
-        return f"{pattern.key}.batch_per_rank"
-    if pattern.type == "allreduce":
-        return f"{pattern.key}.tokens"
-    if pattern.type == "incast":
-        return f"{pattern.key}.message"
-    return pattern.load.key
+    key = PATTERNS[pattern.type].load_key
+    return f"{pattern.key}.{key}" if key else pattern.load.key
 
 
 def _check_load(workload: Workload, graph: nx.MultiGraph, frame: pd.DataFrame) -> None:

@@ -15,7 +15,8 @@ Format (all durations with units, sizes in bytes with units, rates in bit/s with
     duration: 3s                  # schedule length (real time)
     seed: 1
     patterns:
-      - type: disaggregated | moe_decode | allreduce | incast | permutation | background | victim
+      - type: disaggregated | moe_decode | allreduce | incast | permutation | victim | background
+                                  # (the types declared in fabric/workloads/patterns.py)
         name: kv                  # unique label, prefix of every message group (default: type)
         start: 0s                 # optional window inside [0, duration)
         stop: 3s
@@ -45,22 +46,11 @@ from fabric.catalog import Model
 from fabric.errors import WorkloadError
 from fabric.yamlspec import Section, load_yaml_mapping
 
-PATTERN_TYPES = ("disaggregated", "moe_decode", "allreduce", "incast", "permutation", "background", "victim")
 ARRIVAL_PROCESSES = ("poisson", "bursty", "trace")
 LENGTH_DISTS = ("lognormal", "zipf", "fixed", "trace")
 PLACEMENTS = ("round-robin", "least-loaded", "random")
 EXPERT_PLACEMENTS = ("random", "contiguous")
 PHASES = ("decode", "prefill")
-# Endpoints each pattern type exposes to other patterns' `same_edge_as` / `other_edge_than` refs.
-ENDPOINTS = {
-    "disaggregated": ("prefill", "decode"),
-    "moe_decode": ("ranks",),
-    "allreduce": ("ranks",),
-    "incast": ("receiver", "senders"),
-    "permutation": ("hosts",),
-    "background": ("hosts", "destinations"),
-    "victim": ("src", "dst"),
-}
 # Limits that keep a profile emulable on a small VM; a schedule beyond them is refused, not trimmed.
 MAX_MESSAGES = 400_000
 MAX_DURATION_S = 60.0
@@ -294,7 +284,8 @@ def parse_workload(data: dict, source: str = "<workload>", digest: str = "") -> 
 
 
 def _parse_pattern(sec: Section, default_model: Model | None, duration_s: float, earlier: dict[str, str]) -> Pattern:
-    ptype = sec.choice("type", PATTERN_TYPES)
+    from fabric.workloads.patterns import PATTERNS  # the registry imports this module's parsers
+    ptype = sec.choice("type", tuple(PATTERNS))
     name = sec.text("name", ptype)
     if name in earlier:
         raise sec.fail("name", f"duplicate pattern name {name!r}; give each pattern a unique name")
@@ -308,7 +299,7 @@ def _parse_pattern(sec: Section, default_model: Model | None, duration_s: float,
     model = _model(sec, "model") if sec.has("model") else (sec.raw("model", None) or default_model)
     common = dict(type=ptype, name=name, key=sec.prefix, start_s=start_s, stop_s=stop_s, model=model)
     refs = _RefCheck(sec, earlier)
-    pattern = _PARSERS[ptype](sec, common, refs)
+    pattern = PATTERNS[ptype].parser(sec, common, refs)
     sec.finish()
     return pattern
 
@@ -325,7 +316,7 @@ def _need_model(sec: Section, common: dict, moe: bool = False) -> Model:
     return model
 
 
-def _parse_disaggregated(sec: Section, common: dict, refs) -> Disaggregated:
+def parse_disaggregated(sec: Section, common: dict, refs) -> Disaggregated:
     _need_model(sec, common)
     prefill = _selector(sec, "prefill", refs, compute=True)
     decode = _selector(sec, "decode", refs, compute=True)
@@ -340,7 +331,7 @@ def _parse_disaggregated(sec: Section, common: dict, refs) -> Disaggregated:
                          output_tokens=output, trace=trace, placement=placement, decode_batch=batch)
 
 
-def _parse_moe(sec: Section, common: dict, refs) -> MoEDecode:
+def parse_moe_decode(sec: Section, common: dict, refs) -> MoEDecode:
     model = _need_model(sec, common, moe=True)
     ranks = _selector(sec, "ranks", refs, compute=True)
     batch = sec.integer("batch_per_rank", 128, minimum=1, maximum=65536)
@@ -358,7 +349,7 @@ def _parse_moe(sec: Section, common: dict, refs) -> MoEDecode:
                      combine_offset=offset)
 
 
-def _parse_allreduce(sec: Section, common: dict, refs) -> AllReduce:
+def parse_allreduce(sec: Section, common: dict, refs) -> AllReduce:
     model = _need_model(sec, common)
     ranks = _selector(sec, "ranks", refs, compute=True)
     tp = sec.integer("tp", 0, minimum=0, maximum=1024)
@@ -374,7 +365,7 @@ def _parse_allreduce(sec: Section, common: dict, refs) -> AllReduce:
                      context_tokens=context, layers_emulated=layers, hop_latency_s=hop)
 
 
-def _parse_incast(sec: Section, common: dict, refs) -> Incast:
+def parse_incast(sec: Section, common: dict, refs) -> Incast:
     receiver = _selector(sec, "receiver", refs)
     refs.local["receiver"] = True
     senders = _selector(sec, "senders", refs)
@@ -384,7 +375,7 @@ def _parse_incast(sec: Section, common: dict, refs) -> Incast:
     return Incast(**common, receiver=receiver, senders=senders, message_bytes=size, period_s=period, repeats=repeats)
 
 
-def _parse_permutation(sec: Section, common: dict, refs) -> Permutation:
+def parse_permutation(sec: Section, common: dict, refs) -> Permutation:
     hosts = _selector(sec, "hosts", refs, default="all")
     size = sec.size_bytes("message")
     flows = sec.integer("flows_per_host", 1, minimum=1, maximum=64)
@@ -393,7 +384,7 @@ def _parse_permutation(sec: Section, common: dict, refs) -> Permutation:
     return Permutation(**common, hosts=hosts, message_bytes=size, flows_per_host=flows, load=load, reshuffle=reshuffle)
 
 
-def _parse_background(sec: Section, common: dict, refs) -> Background:
+def parse_background(sec: Section, common: dict, refs) -> Background:
     hosts = _selector(sec, "hosts", refs, default="all")
     refs.local["hosts"] = True
     dests = _selector(sec, "destinations", refs, default="all")
@@ -402,24 +393,13 @@ def _parse_background(sec: Section, common: dict, refs) -> Background:
     return Background(**common, hosts=hosts, destinations=dests, message_bytes=size, load=load)
 
 
-def _parse_victim(sec: Section, common: dict, refs) -> Victim:
+def parse_victim(sec: Section, common: dict, refs) -> Victim:
     src = _selector(sec, "src", refs)
     refs.local["src"] = True
     dst = _selector(sec, "dst", refs)
     size = sec.size_bytes("message")
     load = _load(sec)
     return Victim(**common, src=src, dst=dst, message_bytes=size, load=load)
-
-
-_PARSERS = {
-    "disaggregated": _parse_disaggregated,
-    "moe_decode": _parse_moe,
-    "allreduce": _parse_allreduce,
-    "incast": _parse_incast,
-    "permutation": _parse_permutation,
-    "background": _parse_background,
-    "victim": _parse_victim,
-}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,14 +419,16 @@ class _RefCheck:
         ref = ref.strip()
         if ref in self.local:
             return ref
+        from fabric.workloads.patterns import PATTERNS  # the registry imports this module's parsers
+        endpoints = {name: p.endpoints for name, p in PATTERNS.items()}
         pattern, _, endpoint = ref.partition(".")
         if pattern not in self.earlier:
-            valid = [f"{n}.{e}" for n, t in self.earlier.items() for e in ENDPOINTS[t]] + list(self.local)
+            valid = [f"{n}.{e}" for n, t in self.earlier.items() for e in endpoints[t]] + list(self.local)
             raise sel.fail(key, f"got {ref!r}; no earlier pattern named {pattern!r}; valid references: "
                                 f"{', '.join(valid) or 'none (define the referenced pattern first)'}")
-        if endpoint not in ENDPOINTS[self.earlier[pattern]]:
+        if endpoint not in endpoints[self.earlier[pattern]]:
             raise sel.fail(key, f"got {ref!r}; pattern {pattern!r} ({self.earlier[pattern]}) has endpoints "
-                                f"{', '.join(ENDPOINTS[self.earlier[pattern]])}")
+                                f"{', '.join(endpoints[self.earlier[pattern]])}")
         return ref
 
 
