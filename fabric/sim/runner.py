@@ -253,15 +253,29 @@ def _ns(ps: np.ndarray) -> np.ndarray:
     return np.where(ps >= 0, (ps + 500) // 1000, -1).astype(np.int64)
 
 
-def packet_sample(counts: np.ndarray, cap: int, seed: int) -> np.ndarray | None:
-    """Load messages whose packets are kept in packets.parquet when there are more than ``cap``:
-    whole messages, in a seeded random order, while they fit (None: keep all)."""
-    if int(counts.sum()) <= cap:
+def packet_sample(counts: np.ndarray, kinds: np.ndarray, cap: int, seed: int) -> np.ndarray | None:
+    """Load messages whose packets are kept in packets.parquet when there are more than ``cap``
+    (None: keep all).
+
+    Whole messages, per traffic class in proportion to the class's packets (so every class keeps
+    its packet metrics), in a seeded random order while they fit; a class whose every message is
+    larger than its share keeps its smallest one.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total <= cap:
         return None
-    order = np.random.default_rng(seed).permutation(len(counts))
-    fits = np.cumsum(counts[order]) <= cap
+    rng = np.random.default_rng(seed)
     keep = np.zeros(len(counts), dtype=bool)
-    keep[order[fits]] = True
+    kinds = np.asarray(kinds, dtype=object)
+    for kind in sorted(set(kinds.tolist())):
+        idx = np.flatnonzero(kinds == kind)
+        share = cap * counts[idx].sum() / total
+        order = idx[rng.permutation(len(idx))]
+        fits = np.cumsum(counts[order]) <= share
+        keep[order[fits]] = True
+        if not fits.any():
+            keep[idx[np.argmin(counts[idx])]] = True
     return keep
 
 
@@ -281,7 +295,7 @@ def _write_run_dir(out_dir: Path, work: Path, spec: FabricSpec, g: nx.MultiGraph
     is_probe = rec_msg < n_probe
 
     load_counts = counts[n_probe:]
-    keep_msgs = packet_sample(load_counts, options.packet_cap, options.seed)
+    keep_msgs = packet_sample(load_counts, schedule["kind"].to_numpy(dtype=object), options.packet_cap, options.seed)
     keep = is_probe.copy()
     keep[~is_probe] = True if keep_msgs is None else keep_msgs[rec_msg[~is_probe] - n_probe]
     rows = np.flatnonzero(keep)
@@ -354,9 +368,11 @@ def _write_run_dir(out_dir: Path, work: Path, spec: FabricSpec, g: nx.MultiGraph
     if keep_msgs is not None:
         details["packet_sample"] = {
             "cap": options.packet_cap, "messages_kept": int(keep_msgs.sum()), "messages": int(len(keep_msgs)),
-            "method": "whole load messages in a random order seeded by the run's seed, while they fit under the "
-                      "cap; messages.parquet covers every message, and messages without packet rows complete "
-                      "from it"}
+            "packets_kept": int(load_counts[keep_msgs].sum()),
+            "method": "whole load messages, per traffic class in proportion to its packets, in a random order "
+                      "seeded by the run's seed while they fit (a class keeps at least its smallest message); "
+                      "messages.parquet covers every message, and messages without packet rows complete from "
+                      "it"}
     if plan.scheduled is not None:
         d = plan.scheduled
         details["scheduled_fabric"] = {

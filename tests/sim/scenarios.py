@@ -33,6 +33,7 @@ SCHEDULED = {"name": "sim-test-ddc", "kind": "scheduled", "ncps": 3, "ncfs": 2, 
              "host_groups": [{"name": f"ncp{i}-hosts", "count": 10, "accelerator": "H100", "role": "any"}
                              for i in range(3)]}
 WEIGHTS = {"h10": 3, "h20": 1}
+SPRAY_PACKET_CAP = 1000
 SPRAY = {"name": "sim-test-spray", "kind": "leaf-spine", "leaves": 2, "spines": 4, "hosts_per_leaf": 4,
          "host_link_rate": "400G", "fabric_link_rate": "400G", "buffer_per_port": "8MB",
          "load_balancing": {"mode": "spray"}}

@@ -136,9 +136,11 @@ def test_an_interrupt_leaves_no_run_directory(ecmp, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [tmp_path / f"{S.LEAF_SPINE['name']}.yaml"]
 
 
-def test_packet_sample_keeps_whole_messages_under_the_cap():
-    counts = np.array([5, 1, 7, 3, 2, 9, 4])
-    assert packet_sample(counts, 100, seed=1) is None
-    keep = packet_sample(counts, 12, seed=1)
-    assert counts[keep].sum() <= 12 and keep.any()
-    assert (packet_sample(counts, 12, seed=1) == keep).all()  # seeded
+def test_packet_sample_keeps_whole_messages_of_every_class():
+    counts = np.array([5, 1, 7, 3, 2, 9, 4, 40])
+    kinds = np.array(["a", "a", "a", "a", "a", "a", "a", "b"], dtype=object)
+    assert packet_sample(counts, kinds, 100, seed=1) is None
+    keep = packet_sample(counts, kinds, 30, seed=1)
+    assert keep[kinds == "a"].any() and keep[7]  # class b keeps its only (too large) message
+    assert counts[keep & (kinds == "a")].sum() <= 30 * counts[kinds == "a"].sum() / counts.sum()
+    assert (packet_sample(counts, kinds, 30, seed=1) == keep).all()  # seeded

@@ -151,7 +151,14 @@ def test_run_directory_is_complete_and_analysable(sim_runs, name):
     assert run["engine"] == "sim" and run["engine_version"].startswith("ns-3.44")
     sim = run["sim"]
     assert sim["every_packet_accounted"]
-    assert sim["packets_total"] == sim["packets_recorded"] and not sim["packets_sampled"]
+    packets = pd.read_parquet(out / "packets.parquet")
+    assert len(packets) == sim["packets_recorded"]
+    if name == "spray":  # run with a packet cap below its packets: whole messages of every class kept
+        assert sim["packets_sampled"] and sim["packets_recorded"] <= S.SPRAY_PACKET_CAP < sim["packets_total"]
+        assert (packets.groupby("msg_id")["seq"].count() == packets.groupby("msg_id")["seq"].max() + 1).all()
+        assert run["packet_sample"]["messages_kept"] == packets["msg_id"].nunique()
+    else:
+        assert sim["packets_total"] == sim["packets_recorded"] and not sim["packets_sampled"]
     assert sim["events"] > 0 and sim["simulated_s"] > 0
     assert not list(out.glob(".work")) and not list(out.parent.glob(f".{name}.partial-*"))
     schedule = sim_runs[name]["schedule"]
