@@ -6,6 +6,11 @@ Expected values are derived from the designs and schedules of :mod:`tests.sim.sc
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,3 +171,44 @@ def test_run_directory_is_complete_and_analysable(sim_runs, name):
     assert len(messages) == len(schedule)
     assert (messages["t_tx_first_ns"] >= messages["t_sched_ns"]).all()
     assert len(pd.read_parquet(out / "noise.parquet")) > 0
+
+
+def test_ctrl_c_kills_the_simulator_and_leaves_nothing(tmp_path):
+    """SIGINT to a running `run()`: the ns-3 child is killed and no run directory is left."""
+    design = S.write_design(tmp_path, S.LEAF_SPINE)
+    out = tmp_path / "runs" / "interrupted"
+    script = (
+        "import sys\n"
+        "from fabric.specs import load_fabric_spec\n"
+        "from fabric.topology import build_fabric\n"
+        "from fabric.sim.runner import SimOptions, run\n"
+        "from tests.sim import scenarios as S\n"
+        f"spec = load_fabric_spec({str(design)!r})\n"
+        f"run(spec, build_fabric(spec), S.leaf_spine_schedule(), {str(out)!r}, SimOptions())\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    children: list[int] = []
+    while time.time() < deadline and not children:
+        time.sleep(0.2)
+        children = [pid for pid in _pids_with(str(tmp_path / "runs")) if pid != proc.pid]
+    assert children, "the simulator process never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and b"KeyboardInterrupt" in err
+    time.sleep(0.5)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    assert not (tmp_path / "runs").exists()
+
+
+def _pids_with(text: str) -> list[int]:
+    """Processes whose command line mentions ``text``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
