@@ -86,8 +86,11 @@ def simulate(ns, fs, s: dict) -> None:
     The link sampler reschedules itself until the end, so the event queue never runs dry; a model
     that never finishes is caught by the plan's bound on simulated time."""
     total = max(1, s["n_records"])
-    step_ps = max(s["sample_interval_ps"], s["last_start_ps"] // PROGRESS_SLICES, 1)
     report("simulate", 0.0)
+    # The noise probe before the load is a few events: one slice; then slices of the load's span.
+    ns.Simulator.Stop(ns.PicoSeconds(s["sample_start_ps"]))
+    ns.Simulator.Run()
+    step_ps = max(s["sample_interval_ps"], (s["last_start_ps"] - s["sample_start_ps"]) // PROGRESS_SLICES, 1)
     while not fs.g_finished:
         ns.Simulator.Stop(ns.PicoSeconds(step_ps))
         ns.Simulator.Run()
@@ -169,7 +172,7 @@ def main(argv: list[str]) -> int:
     tmp = work / "result.json.tmp"
     tmp.write_text(json.dumps(result))
     os.replace(tmp, work / "result.json")
-    report("collect", 1.0)
+    report("collect", 0.25)
     sys.stdout.flush()
     # Tearing down ns-3 and cppyy objects takes time and can crash at interpreter exit; the
     # results are on disk.

@@ -335,6 +335,8 @@ class HostSender : public Application
     std::vector<uint32_t> m_ring;  // messages in flight, in round-robin order
     size_t m_cursor = 0;
     bool m_sending = false;
+    uint32_t m_txFrame = 0;
+    Time m_txTime;
 
     void StartApplication() override
     {
@@ -381,7 +383,13 @@ class HostSender : public Application
         p->AddHeader(h);
         g_txPs[rec] = Simulator::Now().GetPicoSeconds();
         g_sent++;
-        Time tx = m_rate.CalculateBytesTxTime(p->GetSize() + kPppBytes);
+        uint32_t frame = p->GetSize() + kPppBytes;
+        if (frame != m_txFrame)  // most packets are full ones: convert once
+        {
+            m_txFrame = frame;
+            m_txTime = m_rate.CalculateBytesTxTime(frame);
+        }
+        Time tx = m_txTime;
         m_sending = true;
         SendOnPort(m_nicPort, p, rec);
         Simulator::Schedule(tx, &HostSender::SendNext, this);
