@@ -33,7 +33,7 @@ from fabric import __version__
 from fabric.emu.plan import wire_packet_bytes
 from fabric.emu.runner import LEAD_S, NOISE_PROBE_PAYLOAD_BYTES, emulated_sizes, noise_probe_schedule
 from fabric.errors import EnvironmentNotReady, FabricError, SpecError
-from fabric.probe import DEFAULT_PAYLOAD_BYTES, WIRE_OVERHEAD_BYTES
+from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, WIRE_OVERHEAD_BYTES
 from fabric.rundir import RunJson, check_out_dir, node_facts, record, staged_run_dir
 from fabric.schedule import normalize
 from fabric.sim.model import DROP_SITES, LEAD_NS, SimPlan, build_plan, node_order, path_serialization_ns
@@ -162,6 +162,24 @@ def ns3_wheel_version() -> str:
         raise EnvironmentNotReady("the packet simulator needs the ns3 wheel: pip install ns3==3.44.post0") from None
 
 
+MAX_PAYLOAD_BYTES = 9000 - WIRE_OVERHEAD_BYTES  # the links' MTU
+
+
+def check_options(options: SimOptions) -> None:
+    """Refuse options no run can honour, naming the option and what would be valid."""
+    checks = [
+        ("scale", options.scale >= 1, "k must be at least 1 (1 = real rates)"),
+        ("payload_bytes", HEADER_BYTES <= options.payload_bytes <= MAX_PAYLOAD_BYTES,
+         f"must be between {HEADER_BYTES} (the probe header) and {MAX_PAYLOAD_BYTES} (a 9000-byte MTU)"),
+        ("tmax_s", options.tmax_s >= 0, "must be zero or positive"),
+        ("sample_interval_s", options.sample_interval_s >= 1e-9, "must be at least 1 ns"),
+        ("packet_cap", options.packet_cap >= 0, "must be zero or positive"),
+    ]
+    for name, ok, what in checks:
+        if not ok:
+            raise SpecError("simulator options", name, f"got {getattr(options, name)!r}; {what}")
+
+
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -186,8 +204,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     if unknown:
         raise SpecError(spec.source, "", f"schedule uses hosts {unknown[:5]} that the design lacks "
                                          f"(it has h0..h{len(known) - 1})")
-    if not options.scale >= 1:
-        raise SpecError("--scale", "", f"got {options.scale!r}; k must be at least 1 (1 = real rates)")
+    check_options(options)
     check_out_dir(out_dir)
     est = estimate(spec, g, schedule, options)
     _refuse_if_too_big(spec, est)

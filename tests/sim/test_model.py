@@ -144,3 +144,11 @@ def test_packet_sample_keeps_whole_messages_of_every_class():
     assert keep[kinds == "a"].any() and keep[7]  # class b keeps its only (too large) message
     assert counts[keep & (kinds == "a")].sum() <= 30 * counts[kinds == "a"].sum() / counts.sum()
     assert (packet_sample(counts, kinds, 30, seed=1) == keep).all()  # seeded
+
+
+@pytest.mark.parametrize("field, value", [("scale", 0.5), ("payload_bytes", 9000), ("sample_interval_s", 0.0)])
+def test_options_no_run_can_honour_are_refused(ecmp, tmp_path, field, value):
+    spec, g = ecmp
+    with pytest.raises(SpecError, match=field):
+        run(spec, g, S.flows_schedule(), tmp_path / "never", SimOptions(**{field: value}))
+    assert not (tmp_path / "never").exists()
