@@ -8,6 +8,7 @@ from typing import List
 
 import typer
 
+from fabric import fmt
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric, fabric_facts
 from fabric.units import format_rate
@@ -41,7 +42,7 @@ def show(file: Path = typer.Argument(..., help="Fabric design YAML file."),
     typer.echo(f"  switches         {sw}")
     typer.echo(f"  links            {facts['links']['host']} host + {facts['links']['fabric']} fabric "
                f"at {format_rate(facts['fabric_link_rate_bps'])}bit/s = {facts['links']['total']}")
-    typer.echo(f"  oversubscription {facts['oversubscription']:.2f}:1")
+    typer.echo(f"  oversubscription {fmt.fixed(facts['oversubscription'], 2)}:1")
     typer.echo(f"  bisection        {format_rate(facts['bisection_bps'])}bit/s")
     typer.echo(f"  load balancing   {facts['load_balancing']} "
                f"({facts['ecmp_paths_between_edges']} paths between edge switches)")

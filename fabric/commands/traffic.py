@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from fabric import fmt
 from fabric.schedule import write_schedule
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric
@@ -44,20 +45,20 @@ def show(file: Path = _FILE, topo: Path = _TOPO, seed: Optional[int] = _SEED,
         return
     wl = gen.workload
     typer.echo(f"{wl.name} on {s['fabric']} (seed {s['seed']}): {wl.description}")
-    typer.echo(f"  duration {s['duration_s']:g} s, {s['messages']:,} messages, {format_bytes(s['bytes'])}, "
-               f"offered {format_rate(s['offered_load_bps'])}bit/s = {s['offered_load_share']:.1%} of "
+    typer.echo(f"  duration {s['duration_s']:g} s, {fmt.count(s['messages'])} messages, {format_bytes(s['bytes'])}, "
+               f"offered {format_rate(s['offered_load_bps'])}bit/s = {fmt.percent(s['offered_load_share'], 1)} of "
                f"{format_rate(s['host_capacity_bps'])}bit/s host capacity")
     typer.echo("  per class")
     typer.echo(f"    {'kind':<13}{'messages':>9}{'groups':>8}{'bytes':>10}{'offered':>11}  message size")
     for kind, c in s["classes"].items():
-        typer.echo(f"    {kind:<13}{c['messages']:>9,}{c['groups']:>8,}{format_bytes(c['bytes']):>10}"
+        typer.echo(f"    {kind:<13}{fmt.count(c['messages']):>9}{fmt.count(c['groups']):>8}{format_bytes(c['bytes']):>10}"
                    f"{format_rate(c['offered_load_bps']) + 'b/s':>11}  "
                    f"{format_bytes(c['min_message_bytes'])}..{format_bytes(c['max_message_bytes'])}")
     typer.echo("  per host (average over the duration; fan-in = most senders at once on an ideal fabric)")
     typer.echo(f"    {'host':<6}{'edge':<8}{'group':<10}{'tx':>9}{'rx':>9}{'tx %NIC':>9}{'rx %NIC':>9}{'fan-in':>8}")
     for host, h in s["hosts"].items():
         typer.echo(f"    {host:<6}{h['edge']:<8}{h['group']:<10}{format_rate(h['tx_bps']):>9}"
-                   f"{format_rate(h['rx_bps']):>9}{h['tx_load']:>9.1%}{h['rx_load']:>9.1%}"
+                   f"{format_rate(h['rx_bps']):>9}{fmt.percent(h['tx_load'], 1):>9}{fmt.percent(h['rx_load'], 1):>9}"
                    f"{s['peak_fan_in'].get(host, 0):>8}")
     matrix = s["edge_matrix_bytes"]
     typer.echo("  traffic matrix, bytes from edge switch (rows) to edge switch (columns)")
@@ -77,5 +78,5 @@ def gen(file: Path = _FILE, topo: Path = _TOPO, seed: Optional[int] = _SEED,
     result, _ = _generate(file, topo, seed)
     write_schedule(result.frame, output)
     frame = result.frame
-    typer.echo(f"wrote {output}: {len(frame):,} messages, {format_bytes(int(frame['bytes'].sum()))} "
+    typer.echo(f"wrote {output}: {fmt.count(len(frame))} messages, {format_bytes(int(frame['bytes'].sum()))} "
                f"over {result.workload.duration_s:g} s (seed {result.seed})")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fabric import __version__
+from fabric import __version__, fmt
 from fabric.analysis.run_metrics import SCALE_MEANING, analyze_run
 from fabric.errors import FabricError
 from fabric.jsonio import number, plain
@@ -413,10 +413,10 @@ def _headroom(p: float) -> str:
     if math.isinf(p):
         return "B would win at any network price" if p > 0 else "B cannot win at any network price"
     if p >= 0:
-        return f"B's network could be up to {p:.1%} dearer than A's and B would still win"
+        return f"B's network could be up to {fmt.percent(p, 1)} dearer than A's and B would still win"
     if p < -1:
         return "B cannot win on network price: it would lose even with a free network"
-    return f"B would need a network at least {-p:.1%} cheaper than A's to win"
+    return f"B would need a network at least {fmt.percent(-p, 1)} cheaper than A's to win"
 
 
 def _break_even(a_name, a_cpmt, b_name, b_cpmt, sig_eta) -> dict:
@@ -426,11 +426,12 @@ def _break_even(a_name, a_cpmt, b_name, b_cpmt, sig_eta) -> dict:
     needed = break_even_ratio(f, p) if p == p else None  # p is NaN when A has no network cost
     wins = be["b_wins"]
     if p == p:
-        dearer = f"{abs(p):.1%} {'dearer' if p >= 0 else 'cheaper'}"
+        dearer = f"{fmt.percent(abs(p), 1)} {'dearer' if p >= 0 else 'cheaper'}"
         statement = (f"{b_name} vs {a_name}: {b_name}'s network is {dearer}, network share of {a_name}'s cost "
-                     f"f = {f:.1%}, so {b_name} beats {a_name} iff η_B/η_A > 1 + f·p = {needed:.4f}; measured "
-                     f"η_B/η_A = {be['eta_ratio']:.4f} → {b_name} {'WINS' if wins else 'does not win'} "
-                     f"(CPMT ratio B/A {be['cpmt_total_ratio']:.3f}; " + _headroom(be['max_network_premium_b']) + ")")
+                     f"f = {fmt.percent(f, 1)}, so {b_name} beats {a_name} iff η_B/η_A > 1 + f·p = "
+                     f"{fmt.ratio(needed)}; measured η_B/η_A = {fmt.ratio(be['eta_ratio'])} → {b_name} "
+                     f"{'WINS' if wins else 'does not win'} (CPMT ratio B/A {fmt.fixed(be['cpmt_total_ratio'], 3)}; "
+                     + _headroom(be['max_network_premium_b']) + ")")
     else:
         statement = f"{b_name} vs {a_name}: network premium undefined ({a_name} has no network cost)"
     if sig_eta is not None and sig_eta.get("significant") is False:

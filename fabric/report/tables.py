@@ -288,13 +288,13 @@ def workload_lines(summary: dict) -> list[str]:
     if w.get("seed") is not None:
         parts.append(f"seed {w['seed']}")
     if w.get("messages") is not None:
-        parts.append(f"{w['messages']:,} messages")
+        parts.append(f"{fmt.count(w['messages'])} messages")
     if w.get("bytes") is not None:
         parts.append(f"{w['bytes'] / 1e9:,.2f} GB real-world")
     if parts:
         lines.append(", ".join(parts))
     for kind, pk in (w.get("per_kind") or {}).items():
-        lines.append(f"class {kind}: {pk['messages']:,} messages, {pk['bytes'] / 1e9:,.3f} GB")
+        lines.append(f"class {kind}: {fmt.count(pk['messages'])} messages, {pk['bytes'] / 1e9:,.3f} GB")
     if w.get("mismatch"):
         lines.append(f"WARNING: {w['mismatch']}")
     return lines
@@ -308,17 +308,20 @@ def scale_lines(summary: dict) -> list[str]:
     lines = [f"k = {k:g}: {s.get('meaning') or ''}"]
     hl = next((d["facts"].get("host_link_rate_bps") for d in summary["designs"] if d.get("facts")), None)
     if _is_num(hl):
+        packet_bits = 4096 * 8
         lines.append(f"a {_rate(hl)} host link was emulated at {_rate(hl / k)}; a 4096-byte packet then takes "
-                     f"{4096 * 8 / (hl / k) * 1e6:,.0f} µs to serialize instead of {4096 * 8 / hl * 1e9:,.0f} ns: "
-                     f"queueing delays come out in real time, per-packet granularity is k× coarser")
+                     f"{fmt.count(packet_bits / (hl / k) * 1e6)} µs to serialize instead of "
+                     f"{fmt.count(packet_bits / hl * 1e9)} ns: queueing delays come out in real time, per-packet "
+                     f"granularity is k× coarser")
     if _is_num(s.get("dilation")) and s["dilation"] != 1:
         lines.append(f"time dilation D = {s['dilation']:g}: the emulated fabric ran D× slower (rates ÷ k·D, schedule "
                      f"times × D) so bursts of small messages fit the machine; figures are converted back to real time")
     if s.get("reason"):
         lines.append(f"chosen because: {s['reason']}")
     if _is_num(s.get("peak_offered_bps")):
-        lines.append(f"peak offered load {s['peak_offered_bps'] / 1e9:,.0f} Gbit/s real → "
-                     f"{s.get('peak_pps_emulated', 0):,.0f} packets/s emulated (budget {s.get('budget_pps', 0):,} packets/s)")
+        lines.append(f"peak offered load {fmt.count(s['peak_offered_bps'] / 1e9)} Gbit/s real → "
+                     f"{fmt.count(s.get('peak_pps_emulated', 0))} packets/s emulated "
+                     f"(budget {fmt.count(s.get('budget_pps', 0))} packets/s)")
     lines.append("the same k is used for every design, so their per-packet granularity is the same")
     return lines
 
