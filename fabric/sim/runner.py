@@ -43,15 +43,16 @@ from fabric.topology import fabric_facts, hosts
 NS3_VERSION = "ns-3.44"
 MAX_WALL_S = 30 * 60          # refuse runs estimated longer than this
 # Cost model of estimate(), measured on the 2-vCPU development machine with fabric/sim/bench.py
-# (2026-12-01): 16 hosts, 100 ms of mixed inference: 33.6M events at 0.48M/s; 1,024 hosts, a 1 ms
-# MoE window: 12.1M events at 0.35M/s; ~9 events per packet sent across the fabric.
+# (2026-12-01, machine otherwise idle): 16 hosts, 100 ms of mixed inference: 33.6M events at 0.58M/s;
+# 1,024 hosts, a 1 ms MoE window: 12.1M events at 0.38M/s; ~8 events per packet sent (9 across the
+# fabric). Another busy process on the machine costs up to a quarter of that speed.
 EVENTS_PER_PACKET = 1.0       # the sender's slot
 EVENTS_PER_LINK = 2.0         # transmit complete + arrival at the far end, per link crossed
 EVENTS_PER_SCHEDULED_PACKET = 3.0  # request, grant, credit ...
 CONTROL_EVENT_COST = 0.2      # ... each about a fifth of a packet event (no packet is touched): the
                               # scheduled fabric's 100 ms of mixed inference ran 47.9M events at 0.62M/s
-EVENTS_PER_S_SMALL = 0.45e6   # up to SMALL_NODES nodes
-EVENTS_PER_S_LARGE = 0.33e6   # at LARGE_NODES nodes (interpolated on log(nodes))
+EVENTS_PER_S_SMALL = 0.58e6   # up to SMALL_NODES nodes
+EVENTS_PER_S_LARGE = 0.38e6   # at LARGE_NODES nodes (interpolated on log(nodes))
 SMALL_NODES, LARGE_NODES = 64, 1100
 STARTUP_S = 9.0               # start the child, load ns-3 (~2 s), compile the model (~5 s)
 COLLECT_S_PER_PACKET = 2e-6   # reading records back and writing the tables
