@@ -20,10 +20,12 @@ from fabric.economics.costs import (
     _catalog_accelerator,
 )
 from fabric.errors import FabricError, RunDirError
+from fabric.workloads.patterns import eta_role_of, kinds_of_role
 
-A2A_KINDS = ("a2a_dispatch", "a2a_combine")
-TP_KINDS = ("allreduce",)
-KV_KINDS = ("kv",)
+# Message kinds by η role, from the one registry of traffic patterns.
+A2A_KINDS = kinds_of_role("moe")
+TP_KINDS = kinds_of_role("tp")
+KV_KINDS = kinds_of_role("kv")
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +63,8 @@ def workload_from_run(run: dict, run_dir: Path | None = None) -> dict:
     for pt in patterns or []:
         if not isinstance(pt, dict):
             continue
-        label = {"moe_decode": "moe", "allreduce": "tp"}.get(pt.get("type"))
+        role = eta_role_of(pt.get("type"))
+        label = role if role in ("moe", "tp") else None  # the decode patterns emulate a subset of layers
         mname = pt["model"].get("name") if isinstance(pt.get("model"), dict) else pt.get("model")
         if label and pt.get("layers_emulated"):
             w.setdefault(f"{label}_layers_emulated", pt["layers_emulated"])
