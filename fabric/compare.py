@@ -64,6 +64,7 @@ class ComparePlan:
     scale: dict
     costs: object          # CostFile
     dilation: float | None = None  # time dilation D, when the emulator has it
+    engine: str = "emu"            # "emu" (namespaces, scaled by k) or "sim" (packet simulator, k = 1)
 
 
 @dataclass
@@ -132,11 +133,12 @@ class CompareEvents:
 # --------------------------------------------------------------------------------------------
 
 def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Path | None,
-                 budget_pps: int | None = None) -> ComparePlan:
+                 budget_pps: int | None = None, engine: str = "emu") -> ComparePlan:
     """Validate everything and generate every schedule; nothing runs. Raises FabricError subclasses.
 
     ``budget_pps`` None plans with the provisional DEFAULT_BUDGET_PPS: enough to validate, but the
     caller re-plans with the machine's calibrated budget once it knows it (``fabric compare`` does).
+    With ``engine="sim"`` (the packet simulator) every design runs at real rates, k = 1.
     """
     from fabric.economics import load_costs
     from fabric.emu.scale import DEFAULT_BUDGET_PPS, choose_scale
@@ -154,12 +156,12 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
         spec = load_fabric_spec(path)
         g = build_fabric(spec)
         facts = fabric_facts(g)
-        if not facts["emulable"]:
-            raise SpecError(str(path), "", facts["emulable_reason"])
+        if engine == "emu" and not facts["emulable"]:
+            raise SpecError(str(path), "", f"{facts['emulable_reason']}; run it on the packet simulator: --engine sim")
         schedule = generate_schedule(workload, g, seed=seed)
         nic = {h: g.nodes[h]["nic_rate_bps"] for h in hosts(g)}
         link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
-        choice = choose_scale(schedule, nic, link_rates, budget_pps or DEFAULT_BUDGET_PPS)
+        choice = choose_scale(schedule, nic, link_rates, budget_pps or DEFAULT_BUDGET_PPS) if engine == "emu" else None
         name = spec.name
         n = 2
         while name in names:  # the same design given twice: keep both, named apart
@@ -167,6 +169,11 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
             n += 1
         names.add(name)
         planned.append(PlannedDesign(Path(path), name, spec, g, facts, schedule, choice))
+    run_seed = seed if seed is not None else workload.seed
+    if engine == "sim":
+        scale = {"k": 1.0, "engine": "sim", "reason": "packet simulator: real link rates, real message sizes",
+                 "per_design": {p.name: {"k_needed": 1.0} for p in planned}}
+        return ComparePlan(workload, Path(traffic), run_seed, planned, 1.0, scale, cost_file, None, engine)
     k = max(p.scale.k for p in planned)
     # Time dilation (when the emulator has it): also one value for all designs, the largest needed.
     dilation = max(getattr(p.scale, "dilation", 1.0) for p in planned) if _has_dilation() else None
@@ -180,14 +187,13 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
             raise SpecError(str(p.path), "", f"cannot run at the common scale factor k = {k:g} that the other "
                                              f"designs need: {exc}") from None
     widest = max(planned, key=lambda p: p.scale.k)
-    scale = {**widest.scale.to_dict(), "k": k,
+    scale = {**widest.scale.to_dict(), "k": k, "engine": "emu",
              "reason": f"largest k any design needs ({widest.name}: {widest.scale.reason})",
              "per_design": {p.name: {"k_needed": p.scale.k, "reason": p.scale.reason,
                                      "peak_offered_bps": p.scale.peak_offered_bps} for p in planned}}
     if dilation is not None:
         scale["dilation"] = dilation
-    run_seed = seed if seed is not None else workload.seed
-    return ComparePlan(workload, Path(traffic), run_seed, planned, k, scale, cost_file, dilation)
+    return ComparePlan(workload, Path(traffic), run_seed, planned, k, scale, cost_file, dilation, engine)
 
 
 def _has_dilation() -> bool:
@@ -269,7 +275,7 @@ def run_compare(plan: ComparePlan, out: Path, *, repeats: int, runner: Runner, o
     refuse_used_out(plan, out, repeats)
     records, runs = plan_runs(plan, out, repeats)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    takes_dilation = any(f.name == "dilation" for f in fields(options_type))
+    takes = {f.name for f in fields(options_type)}
     interrupted = False
     started = time.time()
     with _Interrupt() as interrupt:
@@ -280,11 +286,12 @@ def run_compare(plan: ComparePlan, out: Path, *, repeats: int, runner: Runner, o
                 t_run = time.time()
                 try:
                     events.run_started(run)
-                    dilation = {"dilation": plan.dilation} if takes_dilation and plan.dilation is not None else {}
-                    options = options_type(seed=plan.seed, scale=plan.k, hash_seed=p.spec.load_balancing.hash_seed,
-                                           budget_pps=budget_pps, name=rec.run_dir.name, **dilation,
-                                           extra={"workload": workload_facts(plan.workload, p.schedule)
-                                                  | {"path": str(plan.traffic)}})
+                    given = {"seed": plan.seed, "scale": plan.k, "hash_seed": p.spec.load_balancing.hash_seed,
+                             "budget_pps": budget_pps, "name": rec.run_dir.name, "dilation": plan.dilation,
+                             "extra": {"workload": workload_facts(plan.workload, p.schedule)
+                                       | {"path": str(plan.traffic)}}}
+                    # Each engine's options take what applies to it (the simulator has no budget).
+                    options = options_type(**{k: v for k, v in given.items() if k in takes and v is not None})
                     runner(p.spec, p.graph, p.schedule, rec.run_dir, options,
                            progress=lambda stage, fraction, run=run: events.run_stage(run, stage, fraction))
                     events.run_analysing(run)

@@ -18,6 +18,7 @@ import typer
 
 from fabric.compare import CompareEvents
 from fabric.errors import EnvironmentNotReady
+from fabric.rundir.runjson import Engine
 
 
 def _check_environment() -> None:
@@ -45,23 +46,32 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
             budget: Optional[int] = typer.Option(None, "--budget", min=1,
                                                  help="Packet budget in packets/s (default: measured on this "
                                                       "machine, once per boot; see fabric doctor)."),
+            engine: Engine = typer.Option(Engine.emu, "--engine",
+                                       help="emu: real Linux routers in namespaces, rates scaled by k (needs root); "
+                                            "sim: the packet simulator at real rates (k = 1), any size."),
             ) -> None:
-    """Emulate several fabric designs on one workload (same seed, same k) and write a comparison report."""
+    """Run several fabric designs on one workload (same seed, same k) and write a comparison report."""
     from fabric.compare import plan_compare, refuse_used_out, run_compare, write_comparison_report
-    from fabric.emu import runner as emulator
     from fabric.report import terminal
 
-    plan = plan_compare(list(designs), traffic, seed, costs, budget)
+    engine = Engine(engine).value
+    plan = plan_compare(list(designs), traffic, seed, costs, budget, engine=engine)
     refuse_used_out(plan, out, repeat)
-    _check_environment()
-    if budget is None:
+    if engine == "sim":
+        from fabric.sim import runner as engine_module
+        options_type = engine_module.SimOptions
+    else:
+        from fabric.emu import runner as engine_module
+        options_type = engine_module.RunOptions
+        _check_environment()
+    if engine == "emu" and budget is None:
         from fabric.emu.calibrate import load_calibration
         calibrated = load_calibration()  # _check_environment measured it if this boot had none
         if calibrated is not None:  # k from the machine's budget, not the provisional one
-            plan = plan_compare(list(designs), traffic, seed, costs, calibrated.budget_pps)
+            plan = plan_compare(list(designs), traffic, seed, costs, calibrated.budget_pps, engine=engine)
 
     with CompareProgress(quiet) as progress:
-        result = run_compare(plan, out, repeats=repeat, runner=emulator.run, options_type=emulator.RunOptions,
+        result = run_compare(plan, out, repeats=repeat, runner=engine_module.run, options_type=options_type,
                              events=progress, costs_path=costs, requested_seed=seed, budget_pps=budget)
     try:
         paths = write_comparison_report(result)

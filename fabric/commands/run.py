@@ -8,8 +8,10 @@ from typing import List, Optional
 import typer
 
 from fabric.emu.scale import MAX_DILATION
+from fabric.errors import SpecError
+from fabric.rundir.runjson import Engine
 from fabric.specs import load_fabric_spec
-from fabric.topology import build_fabric
+from fabric.topology import build_fabric, fabric_facts
 
 
 def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
@@ -29,8 +31,11 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
         capture: Optional[List[str]] = typer.Option(None, "--capture",
                                                     help="Link id to capture to pcap (repeatable), e.g. h0-leaf0."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+        engine: Engine = typer.Option(Engine.emu, "--engine",
+                                   help="emu: real Linux routers in namespaces, rates scaled by k (needs root); "
+                                        "sim: the packet simulator at real rates (k = 1 unless --scale), any size."),
         ) -> None:
-    """Emulate a fabric design carrying a workload, with real packets; write and analyse the run."""
+    """Run a fabric design carrying a workload (emulated with real packets, or simulated); write and analyse it."""
     from fabric.analysis.run_metrics import write_metrics
     from fabric.economics import cpmt_for_run
     from fabric.emu import runner as emulator
@@ -42,11 +47,24 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
     workload = load_workload(traffic)
     schedule = generate_schedule(workload, g, seed=seed)
     run_seed = seed if seed is not None else getattr(workload, "seed", 1)
-    options = emulator.RunOptions(seed=run_seed, scale=scale, dilation=dilation, budget_pps=budget,
-                                  hash_seed=hash_seed if hash_seed is not None else spec.load_balancing.hash_seed,
-                                  captures=list(capture or []),
-                                  extra={"workload": workload_facts(workload, schedule) | {"path": str(traffic)}})
-    terminal.run_with_progress(emulator.run, spec, g, schedule, out, options, quiet=quiet)
+    engine = Engine(engine).value
+    facts = {"workload": workload_facts(workload, schedule) | {"path": str(traffic)}}
+    hash_seed = hash_seed if hash_seed is not None else spec.load_balancing.hash_seed
+    if engine == "sim":
+        from fabric.sim import runner as simulator
+        for flag, given in (("--budget", budget), ("--dilation", dilation), ("--capture", capture)):
+            if given:
+                raise typer.BadParameter("applies to the emulator only (--engine emu)", param_hint=flag)
+        options = simulator.SimOptions(seed=run_seed, scale=scale or 1.0, hash_seed=hash_seed, extra=facts)
+        terminal.run_with_progress(simulator.run, spec, g, schedule, out, options, quiet=quiet)
+    else:
+        facts_g = fabric_facts(g)
+        if not facts_g["emulable"]:
+            raise SpecError(str(topo), "", f"{facts_g['emulable_reason']}; run it on the packet simulator: "
+                                           f"--engine sim")
+        options = emulator.RunOptions(seed=run_seed, scale=scale, dilation=dilation, budget_pps=budget,
+                                      hash_seed=hash_seed, captures=list(capture or []), extra=facts)
+        terminal.run_with_progress(emulator.run, spec, g, schedule, out, options, quiet=quiet)
     typer.echo(terminal.metrics_summary(write_metrics(out)))
     typer.echo(terminal.cpmt_summary(cpmt_for_run(out)))
     typer.echo(f"run directory: {out}   (details: fabric analyze {out}; fabric cpmt {out} --explain)")

@@ -16,8 +16,9 @@ from pathlib import Path
 from fabric import fmt
 
 # What each emulator stage is doing, for progress bars (the runner reports stages by these keys).
-STAGES = {"calibrate": "measuring the packet budget (once per boot)", "build": "building namespaces and links",
-          "replay": "replaying the schedule", "collect": "collecting records"}
+STAGES = {"calibrate": "measuring the packet budget (once per boot)", "build": "building the fabric",
+          "replay": "replaying the schedule", "collect": "collecting records",
+          "import": "starting the simulator (ns-3)", "simulate": "simulating the schedule"}
 
 
 def _us(v) -> str:

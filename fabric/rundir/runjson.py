@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 
 import networkx as nx
@@ -26,7 +27,15 @@ from fabric.errors import RunDirError
 from fabric.jsonio import plain
 
 FORMAT = 2
-ENGINES = ("emu", "sim")
+
+
+class Engine(str, Enum):
+    """The engines that write run directories (``--engine`` on the command line)."""
+    emu = "emu"   # real Linux routers in network namespaces, rates scaled by k
+    sim = "sim"   # the packet-level simulator (ns-3), real rates
+
+
+ENGINES = tuple(e.value for e in Engine)
 
 
 @dataclass(frozen=True)
