@@ -54,7 +54,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
 
 def _register() -> None:
     # Imported here so `fabric --help` stays fast and each group stays in its own module.
-    from fabric.commands import analyze, compare, cpmt, crosscheck, doctor, pcap, report, run, topo, traffic
+    from fabric.commands import analyze, compare, cpmt, crosscheck, doctor, pcap, report, run, sweep, topo, traffic
 
     app.add_typer(topo.app, name="topo", help="Validate and inspect fabric designs.")
     app.add_typer(traffic.app, name="traffic", help="Inspect workload profiles and generate schedules.")
@@ -68,6 +68,7 @@ def _register() -> None:
     app.command("doctor", help="Check this machine can emulate fabrics; say what is missing.")(doctor.doctor)
     app.command("crosscheck", help="Run one design on the emulator and the packet simulator at the same k; "
                                    "compare loss, MCT and OWD per class.")(crosscheck.crosscheck)
+    app.command("sweep", help="Run a parameter sweep (design and workload keys) on a Dask cluster.")(sweep.sweep)
 
 
 _register()
