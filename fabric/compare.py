@@ -291,7 +291,7 @@ def run_compare(plan: ComparePlan, out: Path, *, repeats: int, runner: Runner, o
                              "extra": {"workload": workload_facts(plan.workload, p.schedule)
                                        | {"path": str(plan.traffic)}}}
                     # Each engine's options take what applies to it (the simulator has no budget).
-                    options = options_type(**{k: v for k, v in given.items() if k in takes and v is not None})
+                    options = options_type(**{k: v for k, v in given.items() if k in takes})
                     runner(p.spec, p.graph, p.schedule, rec.run_dir, options,
                            progress=lambda stage, fraction, run=run: events.run_stage(run, stage, fraction))
                     events.run_analysing(run)
