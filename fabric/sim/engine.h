@@ -100,7 +100,6 @@ int64_t g_lastSendPs = -1;
 int64_t g_tmaxPs = 0;
 bool g_finished = false;   // the run reached its end (everything accounted for, or tmax after the last send)
 int g_mode = kEcmp;
-uint32_t g_hashSeed = 1;
 
 void Finish()
 {
@@ -424,7 +423,6 @@ void BuildNodes(uint32_t n, const int32_t* roles, const int32_t* idx, uint32_t n
                 uint32_t hashSeed, uint32_t headerBytes, int64_t tmaxPs)
 {
     g_mode = mode;
-    g_hashSeed = hashSeed;
     g_headerBytes = headerBytes;
     g_tmaxPs = tmaxPs;
     g_nEdges = nEdges;

@@ -362,6 +362,7 @@ def _write_run_dir(out_dir: Path, work: Path, spec: FabricSpec, g: nx.MultiGraph
     sim = {
         "events": result["events"], "simulated_s": result["simulated_end_ps"] / 1e12,
         "wall_s": round(wall, 3), "events_per_s": round(result["events"] / max(result["run_s"], 1e-9)),
+        "last_send_end_ns": _ns(result["last_send_ps"]).item(),
         "packets_total": int(plan.n_records - n_probe), "packets_recorded": int(len(tables["packets"])),
         "packets_sampled": keep_msgs is not None, "drops_by_queue": drops_by_queue,
         "messages_unfinished": int((messages["packets_received"] < messages["packets"]).sum()),
