@@ -1,7 +1,8 @@
 """One point on a worker: build it from its mappings, run the engine, analyse, hand the run back.
 
 :func:`run_point` is what the executor sends to a worker. It carries everything the point needs
-(mappings, seed, engine, where the sweep's DIR is), never raises, and returns an outcome dict:
+(mappings, seed, engine, where the sweep's DIR is), raises nothing but KeyboardInterrupt (Ctrl-C
+in the synchronous executor stops the sweep), and returns an outcome dict:
 ``status`` ok or failed, ``reason``, ``wall_time_s``, ``worker`` (host name), and ``archive``.
 
 Where the run directory goes: the client writes a random token to ``DIR/.sweep-token``. A worker
@@ -80,8 +81,6 @@ def run_point(task: PointTask, runner=None) -> dict:
         if local is not None:
             outcome["archive"] = _pack(run_dir)
         outcome["status"] = "ok"
-    except KeyboardInterrupt:
-        outcome["reason"] = "interrupted"
     except Exception as exc:  # the point's reason; the sweep goes on with the others
         outcome["reason"] = str(exc) if isinstance(exc, FabricError) else f"{type(exc).__name__}: {exc}"
     finally:

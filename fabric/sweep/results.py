@@ -1,9 +1,10 @@
 """A sweep's results: one row per point, the Pareto frontier, and the files a sweep writes.
 
 * :func:`point_row` turns a point's record (its inputs, status, metrics.json and cpmt result) into
-  a flat row: the swept values, seed, engine, status and reason, η per pattern and combined with
-  its 95% interval, CPMT total with its interval, p99 TTFT and TPOT with their SLOs, p99 MCT and
-  OWD per traffic class, the fidelity verdict.
+  a flat row: the swept values, seed, engine, status and reason, η per pattern, of the decode
+  pool and combined, with 95% intervals (η_KV, decode pool, combined), CPMT total with its
+  interval, p99 TTFT and TPOT with their SLOs, p99 MCT and OWD per traffic class, the fidelity
+  verdict.
 * :func:`pareto_mask` marks the points no other point beats on CPMT and every latency at once.
 * :func:`write_results` writes ``DIR/sweep.parquet``, ``DIR/sweep.md`` and ``DIR/sweep_<key>.png``.
 
@@ -41,10 +42,10 @@ def point_row(record) -> dict:
     m, c = record.metrics or {}, record.cpmt or {}
     row["scale_k"] = _f((m.get("scale") or {}).get("k"))
     eta = c.get("eta") or {}
-    for name in ("kv", "moe", "tp", "combined"):
+    for name in ("kv", "moe", "tp", "decode_pool", "combined"):
         row[f"eta_{name}"] = _f(eta.get(name))
     intervals = c.get("eta_interval") or {}
-    for name, col in (("kv", "eta_kv"), ("combined", "eta_combined")):
+    for name, col in (("kv", "eta_kv"), ("decode_pool", "eta_decode_pool"), ("combined", "eta_combined")):
         lo, hi = (intervals.get(name) or [None, None])
         row[f"{col}_lo"], row[f"{col}_hi"] = _f(lo), _f(hi)
     row["cpmt_total_usd_per_mtok"] = _f(c.get("cpmt_total_usd_per_mtok"))

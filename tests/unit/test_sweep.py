@@ -62,7 +62,8 @@ def fake_runner(spec, g, schedule, out_dir, options, progress=None):
     """A synthetic run directory; raises for FAIL_ON values; slow queues above SLO_THRESHOLD['rate']."""
     from tests.unit.test_report import synthetic_run
     values = options.extra["sweep"]["values"]
-    CALLS.append({"name": options.name, "values": dict(values), "seed": options.seed, "spec": spec})
+    CALLS.append({"name": options.name, "values": dict(values), "seed": options.seed, "spec": spec,
+                  "out_dir": Path(out_dir)})
     for key, bad in FAIL_ON.items():
         if values.get(key) == bad:
             raise RuntimeError(f"injected failure at {key}={bad}")
@@ -405,3 +406,41 @@ def test_dask_executor_runs_tasks_off_the_main_thread():
     with DaskExecutor.local(workers=1, processes=False) as ex:
         on_main = ex.client.submit(lambda: threading.current_thread() is threading.main_thread()).result()
     assert on_main is False
+
+
+def interrupting_runner(spec, g, schedule, out_dir, options, progress=None):
+    if len(CALLS) >= 1:
+        CALLS.append({"values": dict(options.extra["sweep"]["values"])})
+        raise KeyboardInterrupt
+    return fake_runner(spec, g, schedule, out_dir, options)
+
+
+def test_ctrl_c_keeps_the_finished_points_and_still_writes_the_results(tmp_path):
+    path = write_sweep(tmp_path, {"grid": {"design.buffer_per_port": ["1MB", "2MB", "4MB"]}})
+    out = tmp_path / "out"
+    result, _ = run(path, out, interrupting_runner)
+    assert result.interrupted and result.exit_code == 130
+    assert [r.status for r in result.records] == ["ok", "not_run", "not_run"]
+    frame = pd.read_parquet(out / "sweep.parquet")
+    assert frame["status"].tolist() == ["ok", "not_run", "not_run"]
+    assert not any(p.name.startswith(".") and "partial" in p.name for p in (out / "points").iterdir())
+    CALLS.clear()
+    again, _ = run(path, out)
+    assert len(CALLS) == 2 and again.counts == {"cached": 1, "ok": 2}
+
+
+def test_a_worker_without_the_clients_filesystem_returns_the_run_directory(tmp_path, monkeypatch):
+    import fabric.sweep.point as point
+    monkeypatch.setattr(point, "shares_filesystem", lambda out_root, token: False)
+    path = write_sweep(tmp_path, {"grid": {"design.buffer_per_port": ["1MB", "2MB"]}})
+    out = tmp_path / "out"
+    result, _ = run(path, out)
+    assert result.counts == {"ok": 2}
+    for r in result.records:
+        run_dir = out / "points" / r.point.hash
+        assert (run_dir / "run.json").is_file() and (run_dir / "messages.parquet").is_file()
+        assert (run_dir / "metrics.json").is_file() and r.cpmt is not None
+    # The workers wrote into a temporary directory of their own, removed after packing.
+    assert len(CALLS) == 2
+    for c in CALLS:
+        assert out not in c["out_dir"].parents and c["out_dir"].name == c["name"] and not c["out_dir"].exists()
