@@ -74,9 +74,11 @@ PATTERN_OF_ETA = {"eta_kv": ("kv", "KV transfers (disaggregated prefill → deco
                   "eta_tp": ("tp", "tensor-parallel all-reduce")}
 VERDICT_RANK = {"trusted": 0, "degraded": 1, "untrusted": 2}
 SIGNIFICANCE_METHOD = (
-    "a difference between a design and the baseline is significant when |B − A| / |A| exceeds the "
-    "larger of the two designs' relative standard deviations across repeats; with fewer than two "
-    "finished repeats of either design the spread is unknown and significance is null")
+    "Welch's t-test over repeats: a difference between a design and the baseline is significant when "
+    "the 95% confidence interval of the difference of their means excludes zero (p < 0.05); with one "
+    "finished repeat of either design, η and CPMT fall back to the runs' own 95% bootstrap intervals "
+    "(significant when they do not overlap) and other figures have no significance (use --repeat N)")
+CONFIDENCE = 0.95
 
 
 @dataclass
@@ -339,7 +341,13 @@ def _design_entry(d: DesignRecord) -> dict:
         "facts": _facts(d.facts),
         "runs": [_run_entry(r) for r in d.runs],
         "figures": figures, "figures_na": na, "spread_rsd": spread,
+        "samples": {key: [f[key] for f, _ in per_run] for key in FIGURES},
+        # One run's own 95% intervals (bootstrap over its requests and steps), for one-repeat comparisons.
+        "intervals": {"eta_combined": ((first.cpmt or {}).get("eta_interval") or {}).get("combined") if first else None,
+                      "cpmt_total_usd_per_mtok": (first.cpmt or {}).get("cpmt_total_interval") if first else None},
         "classes": classes, "classes_na": cna, "classes_spread_rsd": cspread,
+        "classes_samples": {kind: {key: [c.get(kind, {}).get(key) for c, _ in per_run_cls] for key in CLASS_FIGURES}
+                            for kind in kinds},
         "eta": {"kv": figures["eta_kv"], "moe": figures["eta_moe"], "tp": figures["eta_tp"],
                 "combined": figures["eta_combined"],
                 "set_by": eta_src.get("set_by") if eta_src else None},
@@ -376,34 +384,67 @@ def _facts(facts: dict | None) -> dict | None:
 # Across designs
 # --------------------------------------------------------------------------------------------
 
+def welch(a: list[float], b: list[float]) -> dict | None:
+    """Welch's t-test of mean(b) − mean(a): the difference, its 95% interval and p (None below two
+    finite samples on either side). Identical samples on both sides give a zero-width interval."""
+    from scipy import stats
+    xa = np.array([v for v in a if v is not None and math.isfinite(v)], dtype=np.float64)
+    xb = np.array([v for v in b if v is not None and math.isfinite(v)], dtype=np.float64)
+    if xa.size < 2 or xb.size < 2:
+        return None
+    diff = float(xb.mean() - xa.mean())
+    va, vb = xa.var(ddof=1) / xa.size, xb.var(ddof=1) / xb.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return {"difference": diff, "interval": [diff, diff], "p_value": 0.0 if diff else 1.0}
+    df = (va + vb) ** 2 / (va ** 2 / (xa.size - 1) + vb ** 2 / (xb.size - 1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(diff) / se, df))
+    return {"difference": diff, "interval": [diff - half, diff + half], "p_value": p}
+
+
 def _significance(a: dict, b: dict) -> dict:
     out = {}
 
-    def judge(va, vb, sa, sb, name):
+    def judge(va, vb, sa, sb, name, samples_a=None, samples_b=None, ia=None, ib=None):
         entry = {"a": va, "b": vb, "relative_difference": None, "spread_rsd": None, "significant": None,
-                 "why": None}
+                 "difference_interval": None, "p_value": None, "why": None}
         if va is None or vb is None:
             entry["why"] = "a value is missing"
-        elif math.isinf(va) or math.isinf(vb):
+            out[name] = entry
+            return
+        if math.isinf(va) or math.isinf(vb):
             entry["why"] = "a value is infinite"
+            out[name] = entry
+            return
+        entry["relative_difference"] = abs(vb - va) / abs(va) if va != 0 else (0.0 if vb == 0 else math.inf)
+        if sa is not None and sb is not None:
+            entry["spread_rsd"] = max(sa, sb)
+        test = welch(samples_a or [], samples_b or [])
+        if test is not None:
+            entry["difference_interval"], entry["p_value"] = test["interval"], test["p_value"]
+            lo, hi = test["interval"]
+            entry["significant"] = bool(lo > 0 or hi < 0)
+            entry["why"] = (f"Welch's t over repeats: 95% interval of B − A [{lo:.4g}, {hi:.4g}] "
+                            + ("excludes 0" if entry["significant"] else "includes 0: not significant")
+                            + f" (p = {test['p_value']:.3g})")
+        elif ia and ib:
+            entry["significant"] = bool(ia[1] < ib[0] or ib[1] < ia[0])
+            entry["why"] = ("one repeat: the runs' 95% bootstrap intervals "
+                            + ("do not overlap" if entry["significant"] else "overlap: not significant"))
         else:
-            rel = abs(vb - va) / abs(va) if va != 0 else (0.0 if vb == 0 else math.inf)
-            entry["relative_difference"] = rel
-            if sa is None or sb is None:
-                entry["why"] = "spread unknown: fewer than two finished repeats (use --repeat N)"
-            else:
-                entry["spread_rsd"] = max(sa, sb)
-                entry["significant"] = bool(rel > entry["spread_rsd"])
-                entry["why"] = ("difference exceeds the spread across repeats" if entry["significant"]
-                                else "difference is within the spread across repeats: not significant")
+            entry["why"] = "spread unknown: fewer than two finished repeats (use --repeat N)"
         out[name] = entry
 
     for key in FIGURES:
-        judge(a["figures"][key], b["figures"][key], a["spread_rsd"][key], b["spread_rsd"][key], key)
+        judge(a["figures"][key], b["figures"][key], a["spread_rsd"][key], b["spread_rsd"][key], key,
+              a.get("samples", {}).get(key), b.get("samples", {}).get(key),
+              a.get("intervals", {}).get(key), b.get("intervals", {}).get(key))
     for kind in ordered_classes(set(a["classes"]) & set(b["classes"])):
         for key in CLASS_FIGURES:
             judge(a["classes"][kind][key], b["classes"][kind][key], a["classes_spread_rsd"][kind][key],
-                  b["classes_spread_rsd"][kind][key], f"{kind}.{key}")
+                  b["classes_spread_rsd"][kind][key], f"{kind}.{key}",
+                  a.get("classes_samples", {}).get(kind, {}).get(key), b.get("classes_samples", {}).get(kind, {}).get(key))
     return out
 
 

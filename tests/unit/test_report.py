@@ -218,7 +218,9 @@ def test_summary_json_keys_and_units(built):
         assert key in run
     comp = on_disk["comparison"]
     assert comp["baseline"] == "leaf-spine-ecmp"
-    assert comp["significance"]["pairs"][0]["figures"]["eta_combined"]["significant"] is None
+    eta_sig = comp["significance"]["pairs"][0]["figures"]["eta_combined"]
+    assert isinstance(eta_sig["significant"], bool) and "bootstrap" in eta_sig["why"]   # one repeat: the runs' intervals
+    assert comp["significance"]["pairs"][0]["figures"]["loss_ratio"]["significant"] is None
     assert on_disk["commands"]["compare"].startswith("fabric compare ")
     assert all(c.startswith("fabric run --topo ") and "--scale 20" in c for c in on_disk["commands"]["runs"])
 
@@ -320,3 +322,14 @@ def test_report_command_refuses_a_non_run_directory(tmp_path):
     res = CliRunner().invoke(cli_app(), ["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r.html")])
     assert res.exit_code == 1
     assert res.output.strip().count("\n") == 0 and "run.json is missing" in res.output
+
+
+def test_welch_interval_on_hand_worked_numbers():
+    from fabric.report.summary import welch
+    w = welch([1.0, 1.2, 0.8], [2.0, 2.2, 1.8])
+    # difference 1.0; each variance 0.04 → se = √(2 · 0.04/3) = 0.1633; Welch df = 4; t(0.975, 4) = 2.776
+    assert w["difference"] == pytest.approx(1.0)
+    assert w["interval"] == pytest.approx([1.0 - 2.7764 * 0.16330, 1.0 + 2.7764 * 0.16330], rel=1e-4)
+    assert w["p_value"] < 0.01
+    assert welch([1.0], [2.0, 3.0]) is None                       # one repeat: no test
+    assert welch([1.0, 1.1], [1.05, 1.0])["interval"][0] < 0       # overlapping: includes zero
