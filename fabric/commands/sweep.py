@@ -102,6 +102,7 @@ class SweepProgress(SweepEvents):
                                  TimeElapsedColumn(), console=err, disable=quiet, transient=False)
         self.task = None
         self.done = 0
+        self.searching = False
 
     def __enter__(self):
         self.progress.__enter__()
@@ -112,6 +113,7 @@ class SweepProgress(SweepEvents):
 
     def started(self, plan, total: int, executor: str) -> None:
         self.task = self.progress.add_task(f"sweep {plan.spec.name}", total=total)
+        self.searching = bool(plan.searches)
         if not self.quiet:
             self.progress.console.print(f"sweep {plan.spec.name}: {len(plan.points)} point(s)"
                                         + (f", {len(plan.searches)} search(es)" if plan.searches else "")
@@ -134,5 +136,5 @@ class SweepProgress(SweepEvents):
             self.progress.console.print(f"✗ {p.hash[:8]} {p.label}: FAILED — {record.reason}")
 
     def finished(self) -> None:
-        if self.task is not None:
+        if self.task is not None and self.searching and self.done:  # a search may stop before its last probe
             self.progress.update(self.task, total=self.done, completed=self.done)

@@ -11,7 +11,8 @@ Layout of ``DIR``::
 
 * **Resume**: a point whose run directory exists is not run again (its hash covers every input),
   so an interrupted sweep picks up where it stopped and a point two sweeps share runs once. A point
-  that failed is tried again on the next invocation.
+  that failed is tried again on the next invocation. One sweep at a time per DIR: a new one removes
+  the staging directories that killed workers left for unfinished points.
 * **Failure policy**: a point that fails is recorded with its reason; the others go on. Ctrl-C
   stops submitting, keeps every finished point, and still writes the results (``interrupted``).
 * **Economics** run here, on the client: :func:`fabric.economics.cpmt_for_run` of every finished
@@ -101,6 +102,7 @@ def run_sweep(plan: SweepPlan, out: Path, executor, events: SweepEvents | None =
     out = Path(out).absolute()
     started = time.time()
     points_dir(out).mkdir(parents=True, exist_ok=True)
+    _remove_stale_stages(out)
     token = secrets.token_hex(16)
     (out / TOKEN_FILE).write_text(token + "\n")
     spec = plan.spec
@@ -185,6 +187,15 @@ def run_sweep(plan: SweepPlan, out: Path, executor, events: SweepEvents | None =
     (out / TOKEN_FILE).unlink(missing_ok=True)
     return SweepResult(plan, out, [records[h] for h in order], searches, interrupted, executor.description,
                        round(time.time() - started, 1))
+
+
+def _remove_stale_stages(out: Path) -> None:
+    """Staging directories of unfinished points left by a worker that was killed mid-run (a sweep
+    interrupted with Ctrl-C closes its local cluster under them). One sweep at a time per DIR."""
+    import shutil
+    for stage in points_dir(out).glob(".*.partial-*"):
+        if stage.is_dir():
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _resources(point: Point) -> dict | None:

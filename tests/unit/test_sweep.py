@@ -424,8 +424,12 @@ def test_ctrl_c_keeps_the_finished_points_and_still_writes_the_results(tmp_path)
     frame = pd.read_parquet(out / "sweep.parquet")
     assert frame["status"].tolist() == ["ok", "not_run", "not_run"]
     assert not any(p.name.startswith(".") and "partial" in p.name for p in (out / "points").iterdir())
+    # A worker killed mid-run leaves its staging directory; the next invocation removes it.
+    stale = out / "points" / f".{result.records[1].point.hash}.partial-abc123"
+    (stale / "sub").mkdir(parents=True)
     CALLS.clear()
     again, _ = run(path, out)
+    assert not stale.exists()
     assert len(CALLS) == 2 and again.counts == {"cached": 1, "ok": 2}
 
 
