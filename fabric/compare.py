@@ -133,15 +133,18 @@ class CompareEvents:
 # --------------------------------------------------------------------------------------------
 
 def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Path | None,
-                 budget_pps: int | None = None, engine: str = "emu") -> ComparePlan:
+                 budget_pps: int | None = None, engine: str = "emu",
+                 schedule_window: tuple[float, float] | None = None) -> ComparePlan:
     """Validate everything and generate every schedule; nothing runs. Raises FabricError subclasses.
 
     ``budget_pps`` None plans with the provisional DEFAULT_BUDGET_PPS: enough to validate, but the
     caller re-plans with the machine's calibrated budget once it knows it (``fabric compare`` does).
     With ``engine="sim"`` (the packet simulator) every design runs at real rates, k = 1.
+    ``schedule_window`` (start_s, length_s) keeps only the messages starting in that window.
     """
     from fabric.economics import load_costs
     from fabric.emu.scale import DEFAULT_BUDGET_PPS, choose_scale
+    from fabric.schedule import window
     from fabric.specs import load_fabric_spec
     from fabric.topology import build_fabric, fabric_facts, hosts
     from fabric.workloads import generate_schedule, load_workload
@@ -159,6 +162,8 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
         if engine == "emu" and not facts["emulable"]:
             raise SpecError(str(path), "", f"{facts['emulable_reason']}; run it on the packet simulator: --engine sim")
         schedule = generate_schedule(workload, g, seed=seed)
+        if schedule_window is not None:
+            schedule = window(schedule, *schedule_window)
         nic = {h: g.nodes[h]["nic_rate_bps"] for h in hosts(g)}
         link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
         choice = choose_scale(schedule, nic, link_rates, budget_pps or DEFAULT_BUDGET_PPS) if engine == "emu" else None

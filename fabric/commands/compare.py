@@ -49,13 +49,17 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
             engine: Engine = typer.Option(Engine.emu, "--engine",
                                        help="emu: real Linux routers in namespaces, rates scaled by k (needs root); "
                                             "sim: the packet simulator at real rates (k = 1), any size."),
+            schedule_window: Optional[str] = typer.Option(None, "--window",
+                                                          help="Only the messages starting in START:LENGTH of the "
+                                                               "schedule, e.g. 1.4s:100ms."),
             ) -> None:
     """Run several fabric designs on one workload (same seed, same k) and write a comparison report."""
     from fabric.compare import plan_compare, refuse_used_out, run_compare, write_comparison_report
     from fabric.report import terminal
-
+    from fabric.schedule import parse_window
     engine = Engine(engine).value
-    plan = plan_compare(list(designs), traffic, seed, costs, budget, engine=engine)
+    span = parse_window(schedule_window) if schedule_window else None
+    plan = plan_compare(list(designs), traffic, seed, costs, budget, engine=engine, schedule_window=span)
     refuse_used_out(plan, out, repeat)
     if engine == "sim":
         from fabric.sim import runner as engine_module
@@ -68,7 +72,8 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
         from fabric.emu.calibrate import load_calibration
         calibrated = load_calibration()  # _check_environment measured it if this boot had none
         if calibrated is not None:  # k from the machine's budget, not the provisional one
-            plan = plan_compare(list(designs), traffic, seed, costs, calibrated.budget_pps, engine=engine)
+            plan = plan_compare(list(designs), traffic, seed, costs, calibrated.budget_pps, engine=engine,
+                                schedule_window=span)
 
     with CompareProgress(quiet) as progress:
         result = run_compare(plan, out, repeats=repeat, runner=engine_module.run, options_type=options_type,

@@ -10,6 +10,7 @@ import typer
 from fabric.emu.scale import MAX_DILATION
 from fabric.errors import SpecError
 from fabric.rundir.runjson import Engine
+from fabric.schedule import parse_window, window
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric, fabric_facts
 
@@ -31,6 +32,9 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
         capture: Optional[List[str]] = typer.Option(None, "--capture",
                                                     help="Link id to capture to pcap (repeatable), e.g. h0-leaf0."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+        schedule_window: Optional[str] = typer.Option(None, "--window",
+                                                      help="Only the messages starting in START:LENGTH of the "
+                                                           "schedule, e.g. 1.4s:100ms."),
         engine: Engine = typer.Option(Engine.emu, "--engine",
                                    help="emu: real Linux routers in namespaces, rates scaled by k (needs root); "
                                         "sim: the packet simulator at real rates (k = 1 unless --scale), any size."),
@@ -46,6 +50,8 @@ def run(topo: Path = typer.Option(..., "--topo", help="Fabric design YAML."),
     g = build_fabric(spec)
     workload = load_workload(traffic)
     schedule = generate_schedule(workload, g, seed=seed)
+    if schedule_window:
+        schedule = window(schedule, *parse_window(schedule_window))
     run_seed = seed if seed is not None else getattr(workload, "seed", 1)
     engine = Engine(engine).value
     facts = {"workload": workload_facts(workload, schedule) | {"path": str(traffic)}}
