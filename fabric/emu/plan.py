@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
+from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT
+from fabric.replay import shaped_buffer_bytes, wire_packet_bytes
 from fabric.specs import FabricSpec
 from fabric.topology import hosts, routes, switches
 
 MTU = 9000
-MIN_BUFFER_PACKETS = 4
 VOQ_BUCKET_PACKETS = 2   # a VOQ's TBF bucket: two packets, refilled at every grant change
 VOQ_IFB_MTU = 4200
 BURST_TIME_S = 200e-6
@@ -74,19 +74,6 @@ class LinkShape:
 def mac_for(node_index: int, port: int) -> str:
     """A locally administered, deterministic MAC per (node, port)."""
     return "02:fa:%02x:%02x:%02x:%02x" % ((node_index >> 8) & 0xFF, node_index & 0xFF, (port >> 8) & 0xFF, port & 0xFF)
-
-
-def wire_packet_bytes(payload_bytes: int) -> int:
-    return payload_bytes + WIRE_OVERHEAD_BYTES
-
-
-def shaped_buffer_bytes(buffer_bytes: float, k: float, payload_bytes: int) -> int:
-    """Emulated buffer: real bytes ÷ k, but never below four full packets.
-
-    Packets are not scaled, so a real shallow buffer divided by k can be smaller than one packet;
-    four packets is the least that still absorbs back-to-back arrivals from two ports.
-    """
-    return int(max(MIN_BUFFER_PACKETS * wire_packet_bytes(payload_bytes), round(buffer_bytes / k)))
 
 
 def burst_bytes_for(rate_bps: float, payload_bytes: int = DEFAULT_PAYLOAD_BYTES) -> int:

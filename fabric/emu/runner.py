@@ -28,20 +28,17 @@ from fabric.emu.agents import MessagePlan
 from fabric.emu.counters import run_sampler
 from fabric.emu.native import receiver_binary, rx_to_npz, sender_binary, tx_to_npz, write_plan, write_receiver_plan
 from fabric.emu.network import EmulatedFabric
-from fabric.emu.plan import VOQ_BUCKET_PACKETS, build_plan, voq_layout, wire_packet_bytes
+from fabric.emu.plan import VOQ_BUCKET_PACKETS, build_plan, voq_layout
 from fabric.emu.scale import ScaleChoice, choose_scale
 from fabric.emu.scheduler import run_scheduler
 from fabric.errors import EmulationError, SpecError
-from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
+from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
+from fabric.replay import LEAD_S, NOISE_PROBE_PAYLOAD_BYTES, emulated_sizes, noise_probe_schedule, wire_packet_bytes
 from fabric.rundir import RunJson, check_out_dir, node_facts, record, staged_run_dir
 from fabric.schedule import normalize
 from fabric.specs import FabricSpec
 from fabric.topology import fabric_facts, hosts, path_link_rates_bps
 
-NOISE_PROBE_PAYLOAD_BYTES = 64
-NOISE_PROBE_SPAN_S = 0.4
-NOISE_PROBES_PER_PAIR = 20
-LEAD_S = 0.6           # noise probes run in the LEAD_S before schedule time 0
 HOST_QUEUE_PACKETS = 16          # the host NIC queue (bfifo) — a safety net
 HOST_TARGET_QUEUE_PACKETS = 4    # what the senders aim to keep queued there
 SENDER_PROCESSES = 2   # one per vCPU
@@ -73,29 +70,6 @@ def _resolve_budget(given_pps: int | None, report: Callable[[str, float], None])
     from fabric.emu.calibrate import budget_pps  # lazy: calibrate runs this module's run()
     cal = budget_pps(progress=lambda message, fraction: report("calibrate", fraction))
     return cal.budget_pps, cal.run_facts()
-
-
-def emulated_sizes(schedule: pd.DataFrame, k: float, payload_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per message: emulated bytes (≥ one header), packet count, payload of the last packet."""
-    emulated = np.maximum(np.round(schedule["bytes"].to_numpy() / k), HEADER_BYTES).astype(np.int64)
-    packets = np.ceil(emulated / payload_bytes).astype(np.int64)
-    last = emulated - (packets - 1) * payload_bytes
-    last = np.maximum(last, HEADER_BYTES)
-    return emulated, packets, last
-
-
-def noise_probe_schedule(g: nx.MultiGraph, lead_s: float) -> pd.DataFrame:
-    """Low-rate single-packet probes between host pairs on different edge switches, before t=0."""
-    names = hosts(g)
-    per_edge = g.graph["spec"].hosts_per_edge
-    pairs = [(names[i], names[(i + per_edge) % len(names)]) for i in range(len(names))
-             if g.nodes[names[i]]["edge"] != g.nodes[names[(i + per_edge) % len(names)]]["edge"]]
-    rows = []
-    n = len(pairs) * NOISE_PROBES_PER_PAIR
-    for j in range(n):
-        src, dst = pairs[j % len(pairs)]
-        rows.append((j, -lead_s + NOISE_PROBE_SPAN_S * j / max(n, 1), src, dst))
-    return pd.DataFrame(rows, columns=["msg_id", "t_start_s", "src", "dst"])
 
 
 def _tool_versions() -> dict:

@@ -26,9 +26,15 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from fabric.emu.plan import shaped_buffer_bytes, wire_packet_bytes
-from fabric.emu.runner import LEAD_S, NOISE_PROBE_PAYLOAD_BYTES, emulated_sizes, noise_probe_schedule
 from fabric.probe import PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
+from fabric.replay import (
+    LEAD_S,
+    NOISE_PROBE_PAYLOAD_BYTES,
+    emulated_sizes,
+    noise_probe_schedule,
+    shaped_buffer_bytes,
+    wire_packet_bytes,
+)
 from fabric.specs import FabricSpec
 from fabric.topology import hosts, links, routes, switches
 

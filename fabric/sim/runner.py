@@ -30,10 +30,9 @@ import numpy as np
 import pandas as pd
 
 from fabric import __version__
-from fabric.emu.plan import wire_packet_bytes
-from fabric.emu.runner import LEAD_S, NOISE_PROBE_PAYLOAD_BYTES, emulated_sizes, noise_probe_schedule
 from fabric.errors import EnvironmentNotReady, FabricError, SpecError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, HEADER_BYTES, WIRE_OVERHEAD_BYTES
+from fabric.replay import LEAD_S, NOISE_PROBE_PAYLOAD_BYTES, emulated_sizes, noise_probe_schedule, wire_packet_bytes
 from fabric.rundir import RunJson, check_out_dir, node_facts, record, staged_run_dir
 from fabric.schedule import normalize
 from fabric.sim.model import DROP_SITES, LEAD_NS, SimPlan, build_plan, node_order, path_serialization_ns

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fabric.emu.runner import noise_probe_schedule
 from fabric.errors import SpecError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, WIRE_OVERHEAD_BYTES
+from fabric.replay import noise_probe_schedule
 from fabric.schedule import normalize
 from fabric.sim import runner
 from fabric.sim.model import LEAD_NS, PPP_HEADER_BYTES, SIM_HEADER_BYTES, build_plan
