@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Default] = {
     "loss_recovery.rto_s": Default(
         DEFAULT_RTO_NS / 1e9, "s", "fabric.analysis.run_metrics.DEFAULT_RTO_NS: a deliberately short, "
         "datacenter-tuned retransmission timeout, the same one metrics.json uses"),
-    "idle_path_delay_s": Default(10e-6, "s", "docs/design.md §5 noise floor: idle one-way delay p50 5–7 µs, p99 12–20 µs on the emulation host"),
+    "idle_path_delay_s": Default(10e-6, "s", "docs/design.md §6 noise floor: idle one-way delay p50 5–7 µs, p99 12–20 µs on the emulation host"),
 }
 
 # p99 SLOs by catalog model: MLPerf Inference loadgen (docs/economics.md §3); others get the IETF default.

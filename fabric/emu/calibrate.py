@@ -1,4 +1,4 @@
-"""This machine's packet budget, measured on it rather than assumed (docs/design.md §5 "Budget").
+"""This machine's packet budget, measured on it rather than assumed (docs/design.md §6 "Budget").
 
 Machines of one kind differ by 2x in how many packets/s the emulator keeps on schedule, so the
 budget that :mod:`fabric.emu.scale` plans with is measured here, once per boot, and cached.

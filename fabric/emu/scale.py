@@ -2,7 +2,7 @@
 
 Software forwarding on a small VM carries some tens of thousands of full-size packets per second
 in total (measured per machine and boot: :mod:`fabric.emu.calibrate`); a 400G fabric is therefore
-emulated with rates, message sizes and buffers divided by ``k`` (docs/design.md §4). Times are
+emulated with rates, message sizes and buffers divided by ``k`` (docs/design.md §5). Times are
 unchanged by construction (size/rate is invariant), so results come out in real time.
 
 ``k`` is chosen from the workload's *peak* offered bit rate: each host sends its messages back to

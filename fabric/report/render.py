@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from fabric.jsonio import write_json
 from fabric.report import tables as T
 
-# docs/design.md §7 and the emulator's own limits: stated in every report.
+# docs/design.md §8 and the emulator's own limits: stated in every report.
 LIMITS = [
     "No shared-buffer model across ports: each port has its own queue (real switch ASICs share a buffer "
     "between ports, which changes how bursts are absorbed and when drops start).",
