@@ -1,4 +1,4 @@
-"""Fidelity: did the emulator keep its invariants during a run? (docs/metrics.md "Fidelity").
+"""Fidelity: did the engine keep its invariants during a run? (docs/metrics.md "Fidelity").
 
 This module owns the fidelity *signals* measured from a run directory and the *verdict* drawn
 from them. A verdict is ``trusted`` when no signal is past its warning threshold, ``degraded``
@@ -21,7 +21,27 @@ sender_throughput      sender_rate_shortfall       0.10      0.25      worst hos
 link_accuracy          link_rate_error             0.05      0.15      max over busy links of |achieved/configured − 1|
 host_side_loss         host_side_loss_ratio        0         0.001     packets dropped before the first link ÷ sent
 scheduler_lateness     scheduler_late_p99_rel      0.50      2.0       p99 of (tick interval − configured tick) ÷ tick
+sim_accounting         sim_unaccounted_packets     0         0         packets not received, dropped or in flight
+sim_accounting         sim_cut_off_share           0         1         messages cut off at the end ÷ messages
 =====================  ==========================  ========  ========  ===========================================
+
+Engines. ``cpu_pressure``, ``sender_lateness``, ``sender_throughput`` and ``scheduler_lateness``
+judge the emulator's own machinery (host CPUs, software senders, the tick scheduler), which a
+simulated run does not have: on a simulator run (``run.json["engine"] == "sim"``) their measures
+are :data:`NOT_THIS_ENGINE` ``"n/a (simulator)"``, and the signal's level says so, rather than
+``None`` (a measure that could not be taken). ``sim_accounting`` is the simulator's own signal,
+from ``run.json["sim"]`` (:mod:`fabric.sim.runner`), and is ``"n/a (emulator)"`` on an emulator
+run. The other signals (noise floor, link accuracy, host-side loss, causality, resolution) hold
+for both engines: they check the model's physics as much as the emulator's. ``sim_accounting``:
+
+* ``sim_unaccounted_packets`` — |sent − (received + dropped + in the network at the end)| by the
+  simulated devices' counters, plus any disagreement between those counters and the per-packet
+  records. Any packet unaccounted for means the model lost track of traffic: the run fails.
+* ``sim_cut_off_share`` — messages with packets neither received nor dropped when the simulation
+  ended (still queued or on a wire at ``tmax`` after the last send) ÷ messages. A message that
+  lost a packet is not cut off: the analysis recovers its loss (``loss_recovery``). Cut-off
+  messages have no completion time, so any makes the run degraded (``tmax`` too short for the
+  queues to drain); a share cannot exceed 1, so this measure never fails the run on its own.
 
 Calibrated on the 2-vCPU machine this project is developed on: idle-fabric noise p99 is
 20–90 µs depending on scale and design (small probe packets still cross three shaped hops),
@@ -63,6 +83,8 @@ THRESHOLDS = {
     "scheduler_late_p99_rel": (0.50, 2.0, "fraction of configured tick"),
     "causality_violation_share": (0.0, 0.01, "fraction of complete messages faster than line rate"),
     "single_packet_share": (0.50, 0.95, "worst eta-setting class: fraction of messages of one packet"),
+    "sim_unaccounted_packets": (0.0, 0.0, "packets (simulator)"),
+    "sim_cut_off_share": (0.0, 1.0, "fraction of messages (simulator; a share cannot exceed 1)"),
 }
 
 # signal -> (measures, how the measures' levels combine)
@@ -76,12 +98,26 @@ SIGNALS = {
     "scheduler_lateness": (("scheduler_late_p99_rel",), "worst"),
     "causality": (("causality_violation_share",), "worst"),
     "resolution": (("single_packet_share",), "worst"),
+    "sim_accounting": (("sim_unaccounted_packets", "sim_cut_off_share"), "worst"),
 }
+
+# Signals that judge one engine's machinery only; on the other engine their measures are
+# "n/a (<engine>)" (see the module docstring).
+ENGINE_ONLY = {
+    "emu": ("cpu_pressure", "sender_lateness", "sender_throughput", "scheduler_lateness"),
+    "sim": ("sim_accounting",),
+}
+ENGINE_NAMES = {"emu": "emulator", "sim": "simulator"}
 
 BUSY_SAMPLE_FRACTION = 0.5  # "backlog > 0 for most samples"
 MIN_BUSY_INTERVALS = 2
 
 _RANK = {"n/a": -1, "ok": 0, "warn": 1, "fail": 2}
+
+
+def not_this_engine(engine: str) -> str:
+    """The value of a measure that does not apply to runs of ``engine``: ``"n/a (simulator)"``."""
+    return f"n/a ({ENGINE_NAMES.get(engine, engine)})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +355,41 @@ def scheduler_lateness_signal(run: dict, scheduler: pd.DataFrame) -> tuple[float
     return max(0.0, late) / float(tick), {"tick_ns": int(tick), "tick_late_p99_us": late / 1e3, "source": source}
 
 
+def sim_accounting_signals(run: dict, messages: pd.DataFrame) -> tuple[dict, dict]:
+    """The simulator's packet accounting (``run.json["sim"]``): packets unaccounted for, and the
+    share of messages cut off at the end of the simulation (see the module docstring)."""
+    out = {"sim_unaccounted_packets": None, "sim_cut_off_share": None}
+    sim = run.get("sim") or {}
+    acc = sim.get("accounting") or {}
+    if not acc:
+        return out, {}
+    in_network = sum(int(acc.get(k, 0)) for k in ("queued", "on_wire", "held"))
+    by_counters = abs(int(acc["sent"]) - int(acc["received"]) - int(acc["dropped"]) - in_network)
+    by_records = abs(int(acc["dropped"]) - int(acc.get("dropped_records", acc["dropped"])))
+    unaccounted = by_counters + by_records
+    if not sim.get("every_packet_accounted", True) and unaccounted == 0:
+        unaccounted = 1  # the per-packet records disagree with the counters by an amount not recorded
+    out["sim_unaccounted_packets"] = float(unaccounted)
+    detail = {"sent": int(acc["sent"]), "received": int(acc["received"]), "dropped": int(acc["dropped"]),
+              "in_network": in_network, "every_packet_accounted": bool(sim.get("every_packet_accounted", True)),
+              "drops_by_queue": sim.get("drops_by_queue") or {},
+              "messages_unfinished": sim.get("messages_unfinished")}
+    n_messages = len(messages) if messages is not None and len(messages) else None
+    if sim.get("messages_cut_off") is not None:
+        cut_off, source = int(sim["messages_cut_off"]), "run.json sim.messages_cut_off"
+    elif in_network == 0:
+        # Every packet sent was received or dropped: each unfinished message lost a packet.
+        cut_off, source = 0, "run.json sim.accounting (nothing left in the network)"
+    else:
+        # Written before runs recorded it: at most one message per packet left in the network.
+        cut_off = min(int(sim.get("messages_unfinished") or 0), in_network)
+        source = "run.json sim.accounting (upper bound: packets left in the network)"
+    detail |= {"messages_cut_off": cut_off, "messages": n_messages, "cut_off_source": source}
+    if n_messages:
+        out["sim_cut_off_share"] = cut_off / n_messages
+    return out, detail
+
+
 def fidelity_signals(source) -> dict:
     """Measure every fidelity signal of a run.
 
@@ -377,9 +448,17 @@ def fidelity_signals(source) -> dict:
     else:
         out["causality_violation_share"], causality_detail = None, {}
     out["single_packet_share"], resolution_detail = resolution_signal(messages)
+    sim_values, sim_detail = sim_accounting_signals(run, messages)
+    out.update(sim_values)
     out["detail"] = {"link_accuracy": link_detail, "host_side_loss": host_detail,
                      "scheduler_lateness": sched_detail, "sender_throughput": throughput["detail"],
-                     "causality": causality_detail, "resolution": resolution_detail}
+                     "causality": causality_detail, "resolution": resolution_detail, "sim_accounting": sim_detail}
+    engine = run.get("engine")
+    for other, signals in ENGINE_ONLY.items():
+        if engine is not None and engine != other:
+            for sig in signals:
+                for m in SIGNALS[sig][0]:
+                    out[m] = not_this_engine(engine)
     return out
 
 
@@ -388,8 +467,9 @@ def fidelity_signals(source) -> dict:
 # --------------------------------------------------------------------------------------------
 
 def measure_level(name: str, value) -> str:
-    """'n/a', 'ok', 'warn' or 'fail' for one measure against :data:`THRESHOLDS`."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    """'n/a', 'ok', 'warn' or 'fail' for one measure against :data:`THRESHOLDS` (a text value, such
+    as ``"n/a (simulator)"``, is 'n/a')."""
+    if value is None or isinstance(value, str) or (isinstance(value, float) and np.isnan(value)):
         return "n/a"
     warn, fail, _ = THRESHOLDS[name]
     v = float(value)
@@ -410,15 +490,19 @@ def fidelity_verdict(signals: dict) -> dict:
     dict
         ``verdict``; ``failing`` (signals past their fail threshold) and ``warning`` (past their
         warning threshold only), both sorted; ``reasons`` (one line per tripped measure);
-        ``signals`` (per signal: level and measure values); ``thresholds``; ``detail``.
+        ``signals`` (per signal: level and measure values; the level of a signal that does not
+        apply to the run's engine is its measures' text, ``"n/a (simulator)"``); ``thresholds``;
+        ``detail``.
     """
     per_signal: dict = {}
     reasons: list[str] = []
     for sig, (measures, combine) in SIGNALS.items():
         levels = {m: measure_level(m, signals.get(m)) for m in measures}
         known = [lv for lv in levels.values() if lv != "n/a"]
+        values = [signals.get(m) for m in measures]
         if not known:
-            level = "n/a"
+            # "n/a (simulator)" when the signal does not apply to the run's engine, else "n/a".
+            level = values[0] if all(isinstance(v, str) and v == values[0] for v in values) else "n/a"
         elif combine == "all":
             # Both must trip; with one measure missing, the other decides alone.
             level = min(known, key=_RANK.__getitem__)

@@ -333,6 +333,7 @@ def _write_run_dir(out_dir: Path, work: Path, spec: FabricSpec, g: nx.MultiGraph
     starts = plan.msg_first_rec[n_probe:] - plan.msg_first_rec[n_probe]
     tx_load, rx_load, got = tx_ns[load], rx_ns[load], received[load]
     ends = starts + load_counts - 1
+    dropped_per_msg = np.add.reduceat((r["dropped"][load] > 0).astype(np.int64), starts)
     tables["messages"] = pd.DataFrame({
         "msg_id": schedule["msg_id"].to_numpy(), "src": schedule["src"], "dst": schedule["dst"],
         "kind": schedule["kind"], "group": schedule["group"], "request_id": schedule["request_id"],
@@ -365,6 +366,9 @@ def _write_run_dir(out_dir: Path, work: Path, spec: FabricSpec, g: nx.MultiGraph
         "packets_total": int(plan.n_records - n_probe), "packets_recorded": int(len(tables["packets"])),
         "packets_sampled": keep_msgs is not None, "drops_by_queue": drops_by_queue,
         "messages_unfinished": int((messages["packets_received"] < messages["packets"]).sum()),
+        # Unfinished with packets neither received nor dropped: still in the network when the run ended.
+        "messages_cut_off": int((messages["packets_received"] + dropped_per_msg < messages["packets"]).sum()),
+        "messages_with_drops": int((dropped_per_msg > 0).sum()),
         "every_packet_accounted": bool(accounted), "accounting": acc,
         "timings_s": {k: result[k] for k in ("import_s", "compile_s", "build_s", "run_s", "collect_s")},
         "estimate": {k: est[k] for k in ("events", "wall_s", "memory_bytes")},

@@ -156,6 +156,11 @@ def test_run_directory_is_complete_and_analysable(sim_runs, name):
     assert run["engine"] == "sim" and run["engine_version"].startswith("ns-3.44")
     sim = run["sim"]
     assert sim["every_packet_accounted"]
+    # The queues drain within tmax: every unfinished message lost a packet, none was cut off.
+    assert sim["messages_cut_off"] == 0 and sim["messages_unfinished"] == sim["messages_with_drops"]
+    fid = metrics["fidelity"]["signals"]
+    assert fid["sim_accounting"]["level"] == "ok"
+    assert fid["cpu_pressure"]["level"] == fid["scheduler_lateness"]["level"] == "n/a (simulator)"
     packets = pd.read_parquet(out / "packets.parquet")
     assert len(packets) == sim["packets_recorded"]
     if name == "spray":  # run with a packet cap below its packets: whole messages of every class kept

@@ -163,3 +163,90 @@ def test_sender_that_cannot_keep_its_nic_busy_is_flagged():
     assert s["sender_rate_shortfall"] == pytest.approx(1 - wire_bits / 0.1 / 100e6)
     assert s["detail"]["sender_throughput"]["worst_host"] == "h0"
     assert F.fidelity_verdict(s)["signals"]["sender_throughput"]["level"] == "warn"
+
+
+# ---- the simulator's signal ------------------------------------------------------------------------
+
+def _sim_run(sent=1000, received=990, dropped=10, queued=0, on_wire=0, held=0, dropped_records=None, **sim):
+    acc = {"sent": sent, "received": received, "dropped": dropped, "queued": queued, "on_wire": on_wire,
+           "held": held, "dropped_records": dropped if dropped_records is None else dropped_records, "duplicates": 0}
+    in_network = queued + on_wire + held
+    detail = {"accounting": acc, "drops_by_queue": {"host nic": 0, "edge->host port": dropped},
+              "every_packet_accounted": sent == received + dropped + in_network and acc["dropped_records"] == dropped,
+              "messages_unfinished": 1, "events": 12_345} | sim
+    return run_json(engine="sim", host_side_drops=0, sim=detail).to_dict()
+
+
+def _sim_frames(run):
+    # A simulator run: no cpu or scheduler table; messages as the simulator records them.
+    f = _frames(run=run)
+    del f["cpu"]
+    return f
+
+
+def test_simulator_run_with_every_packet_accounted_is_trusted_and_emulator_signals_say_so():
+    s = F.fidelity_signals(_sim_frames(_sim_run(messages_cut_off=0)))
+    assert s["sim_unaccounted_packets"] == 0 and s["sim_cut_off_share"] == 0
+    for m in ("cpu_some_avg10_max_pct", "cpu_some_stall_fraction", "sender_late_p95_us", "sender_late_p95_rel",
+              "sender_rate_shortfall", "scheduler_late_p99_rel"):
+        assert s[m] == "n/a (simulator)", m
+    v = F.fidelity_verdict(s)
+    assert v["signals"]["sim_accounting"]["level"] == "ok"
+    for sig in ("cpu_pressure", "sender_lateness", "sender_throughput", "scheduler_lateness"):
+        assert v["signals"][sig]["level"] == "n/a (simulator)", sig
+    # The signals of both engines are still judged: the frames' half-rate busy link fails the run.
+    assert v["signals"]["link_accuracy"]["level"] == "fail" and v["failing"] == ["link_accuracy"]
+    at_rate = _link("h0", "leaf0", "host", 8_000_000, 1_000_000, 10)
+    clean = F.fidelity_signals(_sim_frames(_sim_run(messages_cut_off=0)) | {"links": at_rate})
+    assert F.fidelity_verdict(clean)["verdict"] == "trusted"
+
+
+def test_simulator_run_with_a_packet_unaccounted_is_untrusted():
+    # 1000 sent, 989 received, 10 dropped, nothing left in the network: one packet vanished
+    s = F.fidelity_signals(_sim_frames(_sim_run(received=989, messages_cut_off=0)))
+    assert s["sim_unaccounted_packets"] == 1
+    v = F.fidelity_verdict(s)
+    assert v["verdict"] == "untrusted" and "sim_accounting" in v["failing"]
+    assert any(r.startswith("sim_accounting: sim_unaccounted_packets = 1 > fail threshold 0") for r in v["reasons"])
+
+
+def test_simulator_records_disagreeing_with_its_counters_are_untrusted():
+    # The counters balance, but the per-packet records saw 9 drops where the queues counted 10.
+    s = F.fidelity_signals(_sim_frames(_sim_run(dropped_records=9, messages_cut_off=0)))
+    assert s["sim_unaccounted_packets"] == 1
+    assert "sim_accounting" in F.fidelity_verdict(s)["failing"]
+    # Older runs record only the flag: it alone fails the run.
+    run = _sim_run(messages_cut_off=0)
+    run["sim"]["every_packet_accounted"] = False
+    assert F.fidelity_signals(_sim_frames(run))["sim_unaccounted_packets"] == 1
+
+
+def test_simulator_messages_cut_off_beyond_those_lost_are_degraded():
+    # 1 of the 2 messages still had packets in the network at the end (not lost: cut off by tmax)
+    run = _sim_run(received=985, queued=3, on_wire=2, messages_cut_off=1)
+    s = F.fidelity_signals(_sim_frames(run) | {"links": _link("h0", "leaf0", "host", 8_000_000, 1_000_000, 10)})
+    assert s["sim_unaccounted_packets"] == 0
+    assert s["sim_cut_off_share"] == pytest.approx(0.5)
+    v = F.fidelity_verdict(s)
+    assert v["verdict"] == "degraded" and v["warning"] == ["sim_accounting"] and v["failing"] == []
+    assert v["reasons"] == ["sim_accounting: sim_cut_off_share = 0.5 > warn threshold 0"]
+    # Messages that only lost packets are not cut off: the analysis recovers their loss.
+    lost_only = F.fidelity_signals(_sim_frames(_sim_run(messages_cut_off=0, messages_unfinished=2)))
+    assert lost_only["sim_cut_off_share"] == 0
+
+
+def test_simulator_cut_off_from_the_accounting_of_older_runs():
+    # Without messages_cut_off: nothing left in the network means every unfinished message lost a packet ...
+    assert F.fidelity_signals(_sim_frames(_sim_run()))["sim_cut_off_share"] == 0
+    # ... and with packets left, at most one message per packet (and no more than were unfinished).
+    s = F.fidelity_signals(_sim_frames(_sim_run(received=985, queued=5)))
+    assert s["sim_cut_off_share"] == pytest.approx(0.5)
+    assert "upper bound" in s["detail"]["sim_accounting"]["cut_off_source"]
+
+
+def test_emulator_run_says_the_simulator_signal_does_not_apply():
+    s = F.fidelity_signals(_frames())
+    assert s["sim_unaccounted_packets"] == s["sim_cut_off_share"] == "n/a (emulator)"
+    v = F.fidelity_verdict(s)
+    assert v["signals"]["sim_accounting"]["level"] == "n/a (emulator)"
+    assert v["signals"]["cpu_pressure"]["level"] == "warn"   # the emulator's own signals are judged
