@@ -63,16 +63,24 @@ class SynchronousExecutor(Executor):
 class DaskExecutor(Executor):
     """Points as tasks on a Dask distributed cluster, emulations holding the emulator resource."""
 
-    def __init__(self, client, runner=None, description: str = ""):
+    def __init__(self, client=None, runner=None, description: str = "", start=None):
         super().__init__(runner)
-        self.client = client
+        self._client = client
+        self._start = start            # creates the client on first use (a local cluster)
         self.description = description or f"Dask cluster at {client.scheduler.address}"
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self._start()
+        return self._client
 
     @classmethod
     @contextmanager
     def local(cls, workers: int | None = None, processes: bool = True, runner=None) -> Iterator[DaskExecutor]:
         """A cluster on this machine: ``workers`` (default: one per core) single-threaded workers,
-        the first offering one unit of the emulator resource. Closed on exit."""
+        the first offering one unit of the emulator resource. Started when the first point is
+        submitted (a sweep whose points are all in DIR starts none); closed on exit."""
         from distributed import Client, Nanny, Scheduler, SpecCluster, Worker
 
         n = max(1, workers or os.cpu_count() or 1)
@@ -83,19 +91,27 @@ class DaskExecutor(Executor):
                                 "options": {"nthreads": 1, "memory_limit": 0, "silence_logs": logging.ERROR,
                                             "resources": {EMULATOR_RESOURCE: 1} if i == 0 else {}}}
                  for i in range(n)}
-        cluster = SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard": False,
-                                                                                      "dashboard_address": None}},
-                              silence_logs=logging.ERROR, name="fabric-sweep")
-        try:
+        made: list = []
+
+        def start():
+            cluster = SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard": False,
+                                                                                          "dashboard_address": None}},
+                                  silence_logs=logging.ERROR, name="fabric-sweep")
+            made.append(cluster)
             client = Client(cluster, set_as_default=False)
-            try:
-                client.wait_for_workers(n)
-                yield cls(client, runner, f"local Dask cluster, {n} worker process{'es' if n > 1 else ''} "
-                                          f"({'processes' if processes else 'threads'}), one emulation at a time")
-            finally:
-                client.close()
+            made.append(client)
+            client.wait_for_workers(n)
+            return client
+
+        kind = "process" if processes else "thread"
+        executor = cls(None, runner, f"local Dask cluster ({n} worker {kind}{'es' if n > 1 and processes else ''}"
+                                     f"{'s' if n > 1 and not processes else ''}, one emulation at a time)", start)
+        executor._local = True
+        try:
+            yield executor
         finally:
-            cluster.close()
+            for thing in reversed(made):
+                thing.close()
 
     @classmethod
     @contextmanager
@@ -112,8 +128,10 @@ class DaskExecutor(Executor):
         finally:
             client.close()
 
+    _local = False
+
     def check_resources(self, engines: set[str]) -> None:
-        if "emu" not in engines:
+        if "emu" not in engines or self._local:  # the local cluster offers exactly one unit
             return
         workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
         per_host: dict[str, float] = defaultdict(float)

@@ -136,7 +136,7 @@ def markdown(frame: pd.DataFrame, keys: list[str], info: dict, searches: list[di
     lines = [f"# Sweep {info['name']}", ""]
     if info.get("description"):
         lines += [info["description"], ""]
-    lines += [f"* sweep file: `{info['source']}`" + (f" (follows {info['follows']})" if info.get("follows") else ""),
+    lines += [f"* sweep file: `{info['source']}`" + (f"; follows {info['follows']}" if info.get("follows") else ""),
               f"* base design: `{info['design']}`; base workload: `{info['workload']}`",
               f"* engine(s): {', '.join(info['engines'])}; seeds: {info['seeds']}; executor: {info['executor']}",
               f"* cost file: `{info['costs']}`" if info.get("costs") else "* costs: catalog defaults",
