@@ -110,6 +110,7 @@ def window(frame: pd.DataFrame, start_s: float, length_s: float, source: str = "
     from fabric.errors import SpecError
     t = frame["t_start_s"]
     out = frame[(t >= start_s) & (t < start_s + length_s)].reset_index(drop=True)
+    out.attrs = dict(frame.attrs)  # what the generator recorded about the whole workload
     if out.empty:
         raise SpecError(source, "", f"no message starts in [{start_s:g} s, {start_s + length_s:g} s); the schedule "
                                     f"spans {t.min():g}–{t.max():g} s")

@@ -368,11 +368,19 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                  (0.0 if tp_steps is None else scale_tp * (1 - overlap) * tp_steps["ideal_s"].mean())
     stated = costs.decode_step_compute_s if costs.decode_step_compute_s is not None else \
         _first(workload, "decode_step_compute_s", "decode_compute_s")
+    generated = generator_compute(run, "decode_step_compute_s", ("moe_decode", "allreduce", "disaggregated"))
     if stated is not None:
         decode_compute = led.use("serving.decode_step_compute_s", float(stated), "s",
                                  cf if costs.decode_step_compute_s is not None else "run.json workload.decode_step_compute_s")
+    elif generated is not None:
+        # The compute time the schedule itself was built with (per model and accelerator).
+        decode_compute = led.use("serving.decode_step_compute_s", generated[0], "s",
+                                 f"run.json workload pattern {generated[1]!r}: {generated[2]}")
     else:
         target = DEFAULTS["serving.decode_step_s"]
+        if moe_steps is not None or tp_steps is not None:
+            warnings.append("decode compute per step back-solved from DeepSeek's 1/21 s step: the run records no "
+                            "catalog compute for its decode patterns (re-run with this fabric version)")
         decode_compute = led.use("serving.decode_step_compute_s", max(target.value - ideal_comm, 0.0), "s",
                                  f"{target.source} (ideal network time per step {ideal_comm * 1e3:.3f} ms)")
     patterns: dict[str, dict | None] = {"kv": None, "moe": None, "tp": None}
@@ -387,9 +395,20 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     if not kv_rows.empty:
         stated_p = costs.prefill_compute_s if costs.prefill_compute_s is not None else \
             _first(workload, "prefill_compute_s")
+        instance = generator_compute(run, "prefill_tokens_per_s", ("disaggregated",))
         if stated_p is not None:
             prefill = led.use("serving.prefill_compute_s", float(stated_p), "s",
                               cf if costs.prefill_compute_s is not None else "run.json workload.prefill_compute_s")
+        elif instance is not None and mdl is not None:
+            # The prefill instance's rate the generator used (its TP group, not one accelerator).
+            key = np.where(kv_rows["request_id"] >= 0, "r" + kv_rows["request_id"].astype(str),
+                           "g" + kv_rows["group"].astype(str))
+            prompt_tokens = kv_rows.groupby(key)["bytes"].sum() / mdl.kv_bytes_per_token
+            prefill = prompt_tokens / instance[0]
+            led.use("serving.prefill_compute_s", float(prefill.mean()), "s (mean)",
+                    f"prompt tokens = KV bytes / {mdl.kv_bytes_per_token} B per token ({mdl.name}); ÷ "
+                    f"{instance[0]:,.0f} tokens/s per prefill instance (run.json workload pattern {instance[1]!r}: "
+                    f"{instance[2]})")
         else:
             acc_name = _first(workload, "accelerator") or _pool_accelerator(spec, "prefill")
             try:
@@ -516,6 +535,17 @@ def prefill_pool_share(spec) -> tuple[float | None, str]:
     if prefill and decode:
         return prefill / (prefill + decode), f"design host groups: {prefill} prefill, {decode} decode accelerators"
     return None, ""
+
+
+def generator_compute(run: dict, key: str, types: tuple[str, ...]) -> tuple[float, str, str] | None:
+    """(value, pattern name, source) of ``key`` in the compute facts the workload generator recorded
+    for the first pattern of one of ``types`` that has it (run.json workload.patterns[].compute)."""
+    for t in types:
+        for pt in (run.get("workload") or {}).get("patterns") or []:
+            facts = pt.get("compute") if isinstance(pt, dict) else None
+            if pt.get("type") == t and isinstance(facts, dict) and facts.get(key) is not None:
+                return float(facts[key]), str(pt.get("name")), str(facts.get("source", ""))
+    return None
 
 
 def _pool_accelerator(spec, role: str) -> str:

@@ -74,8 +74,9 @@ def generate(workload: Workload, graph: nx.MultiGraph, seed: int | None = None) 
     frame["msg_id"] = np.arange(len(frame), dtype=np.int64)
     pattern_of_msg = np.asarray([workload.patterns[i].name for i in frame["_pattern"]], dtype=object)
     _check_load(workload, graph, frame)
-    return Generated(workload=workload, seed=seed, frame=normalize(frame), notes=notes,
-                     pattern_of_msg=pattern_of_msg)
+    frame = normalize(frame)
+    frame.attrs["compute"] = dict(ctx.compute)  # read by workload_facts; survives slicing (--window)
+    return Generated(workload=workload, seed=seed, frame=frame, notes=notes, pattern_of_msg=pattern_of_msg)
 
 
 def generate_schedule(workload: Workload, graph: nx.MultiGraph, seed: int | None = None) -> pd.DataFrame:
@@ -90,7 +91,8 @@ def workload_facts(workload: Workload, schedule: pd.DataFrame) -> dict:
         "sha256": workload.content_sha256, "model": workload.model.name if workload.model else None,
         "duration_s": workload.duration_s, "seed": workload.seed,
         "patterns": [{"type": p.type, "name": p.name, "model": p.model.name if p.model else None,
-                      "layers_emulated": getattr(p, "layers_emulated", 0) or 0} for p in workload.patterns],
+                      "layers_emulated": getattr(p, "layers_emulated", 0) or 0,
+                      "compute": schedule.attrs.get("compute", {}).get(p.name)} for p in workload.patterns],
         "messages_by_kind": {str(k): int(v) for k, v in schedule["kind"].value_counts().sort_index().items()},
         "messages": int(len(schedule)),
         "bytes": int(schedule["bytes"].sum()),

@@ -49,6 +49,9 @@ def allreduce(p: AllReduce, ctx: HostContext, rng: np.random.Generator, rows: Ro
     groups = [ranks[i * tp:(i + 1) * tp] for i in range(len(ranks) // tp)]
     acc = ctx.accelerator(p.ranks, ranks)
     step_s = allreduce_step_interval_s(p, acc, tp)
+    ctx.compute[p.name] = {f"{p.phase}_step_compute_s": step_s, "accelerator": acc.name, "tp": tp,
+                           "source": "profile step_interval" if p.step_interval_s is not None else
+                           f"catalog: {acc.name} {p.phase} step of {model.name} over TP {tp}"}
     layer_s = step_s / model.layers
     layers = emulated_layers(model.layers, p.layers_emulated)
     n_steps = int(np.floor((p.stop_s - p.start_s) / step_s + 1e-9))

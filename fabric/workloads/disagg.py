@@ -70,6 +70,10 @@ def disaggregated(p: Disaggregated, ctx: HostContext, rng: np.random.Generator, 
     instance_rate = tp_p * p_acc.prefill_tokens_per_s(model)
     mean_context = float(np.mean(prompt + output / 2)) if n else 1.0
     step_s = d_acc.decode_step_s(model, p.decode_batch, mean_context, shards=tp_d)
+    ctx.compute[p.name] = {"prefill_tokens_per_s": instance_rate, "prefill_tp": tp_p, "decode_step_compute_s": step_s,
+                           "accelerator_prefill": p_acc.name, "accelerator_decode": d_acc.name,
+                           "source": f"catalog: {tp_p} x {p_acc.name} per prefill instance, {tp_d} x {d_acc.name} "
+                                     f"per decode instance at batch {p.decode_batch} ({model.name})"}
     notes.append(f"{p.name}: prefill {len(prefill_instances)} x {tp_p} {p_acc.name} at "
                  f"{instance_rate:,.0f} tokens/s each; decode {len(decode_instances)} x {tp_d} {d_acc.name}, "
                  f"step {step_s * 1e3:.1f} ms at batch {p.decode_batch}; KV {model.kv_bytes_per_token:,} B/token "

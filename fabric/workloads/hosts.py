@@ -7,7 +7,7 @@ profile's file and key and the names that would be valid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -29,6 +29,9 @@ class HostContext:
     resolved: dict[str, list[str]]
     current: str = ""          # pattern being generated: its own endpoints may be referred to bare
     next_request_id: int = 0
+    # pattern name -> the compute timing its generator took from the catalog (recorded in run.json,
+    # so economics uses the same figures the schedule was built with)
+    compute: dict[str, dict] = field(default_factory=dict)
 
     def request_ids(self, n: int) -> np.ndarray:
         """``n`` request ids unique across the workload (patterns draw them in profile order)."""

@@ -58,6 +58,10 @@ def moe_decode(p: MoEDecode, ctx: HostContext, rng: np.random.Generator, rows: R
                                     f"experts; select at most {model.experts} hosts")
     acc = ctx.accelerator(p.ranks, ranks)
     step_s = moe_step_interval_s(p, acc, n_ranks)
+    ctx.compute[p.name] = {"decode_step_compute_s": step_s, "accelerator": acc.name, "ranks": n_ranks,
+                           "source": "profile step_interval" if p.step_interval_s is not None else
+                           f"catalog: {acc.name} decode step of {model.name}, batch {p.batch_per_rank} x {n_ranks} "
+                           f"ranks (fabric.catalog.Accelerator.decode_step_s)"}
     layer_s = step_s / model.layers
     # MoE layers are the model's last `moe_layers` (DeepSeek-V3: 3 dense layers first).
     first_moe = model.layers - model.moe_layers

@@ -518,3 +518,21 @@ def test_eta_interval_brackets_the_estimate_and_shrinks_to_a_point_when_every_st
     lo, hi = tail["cpmt_total_interval"]
     assert lo < tail["cpmt_total_usd_per_mtok"] < hi
     assert tail["eta_interval"]["confidence"] == 0.95
+
+
+def test_compute_comes_from_what_the_generator_used(tmp_path):
+    """Decode step and prefill rate as the schedule was built (per model, per accelerator, TP group)."""
+    workload = {"model": "DeepSeek-V3", "patterns": [
+        {"type": "disaggregated", "name": "kv", "layers_emulated": 0,
+         "compute": {"prefill_tokens_per_s": 50_000.0, "decode_step_compute_s": 0.02, "source": "test"}},
+        {"type": "moe_decode", "name": "moe", "layers_emulated": MOE_LAYERS,
+         "compute": {"decode_step_compute_s": 0.03, "source": "test catalog"}}]}
+    r = E.cpmt_for_run(make_run(tmp_path / "run", workload=workload))
+    inputs = {i["name"]: i for i in r["inputs"]}
+    decode = inputs["serving.decode_step_compute_s"]
+    assert decode["value"] == 0.03 and "'moe'" in decode["source"]           # the MoE pattern's step first
+    from fabric.catalog import model
+    prompt_tokens = 4 * KV_SHARD_BYTES / model("DeepSeek-V3").kv_bytes_per_token
+    assert inputs["serving.prefill_compute_s"]["value"] == pytest.approx(prompt_tokens / 50_000.0)
+    assert r["patterns"]["moe"]["compute_s"] == 0.03
+    assert not any("back-solved" in w for w in r["warnings"])
