@@ -11,6 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* The wire format is declared once, in fabric/probe.py; fabric.emu.native passes it with -D. */
+#if !defined(PROBE_HEADER_BYTES) || !defined(WIRE_OVERHEAD_BYTES)
+#error "build with fabric.emu.native (python -m fabric.emu.native): it passes the wire format of fabric/probe.py"
+#endif
+
 /* One line on stderr, then exit 1: the runner shows the last line to the user. */
 static void die(const char *fmt, ...)
 {

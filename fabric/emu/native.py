@@ -56,7 +56,7 @@ import numpy as np
 
 from fabric.emu.agents import MessagePlan
 from fabric.errors import EnvironmentNotReady
-from fabric.probe import MAGIC, PROBE_UDP_PORT
+from fabric.probe import HEADER_BYTES, MAGIC, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
 
 SOURCES = {"sender": Path(__file__).with_name("sender.c"), "receiver": Path(__file__).with_name("receiver.c")}
 COMMON_HEADER = Path(__file__).with_name("agent_common.h")  # included by both: part of each build's key
@@ -68,7 +68,9 @@ RECEIVER_PLAN_MAGIC = b"FABRECV1"
 RECEIVER_PLAN_HEADER = np.dtype([("magic", "S8"), ("n_msgs", "<i8"), ("n_hosts", "<i8"), ("udp_dst_port", "<i8"),
                                  ("probe_magic", "<i8")])
 MESSAGE_FIELDS = ("src", "dst", "t_start_ns", "packets", "payload", "last_payload")
-COMPILE_FLAGS = ["-O2", "-Wall"]
+# The wire format the agents build packets with and pace by, from fabric/probe.py (its one declaration).
+WIRE_DEFINES = [f"-DPROBE_HEADER_BYTES={HEADER_BYTES}", f"-DWIRE_OVERHEAD_BYTES={WIRE_OVERHEAD_BYTES}"]
+COMPILE_FLAGS = ["-O2", "-Wall", *WIRE_DEFINES]
 
 
 def cache_dir() -> Path:
@@ -81,7 +83,8 @@ def cache_dir() -> Path:
 
 def binary_path(program: str = "sender") -> Path:
     """Where ``program`` ("sender" or "receiver") built from its current source lives (it may not exist yet)."""
-    digest = hashlib.sha256(SOURCES[program].read_bytes() + COMMON_HEADER.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(SOURCES[program].read_bytes() + COMMON_HEADER.read_bytes()
+                            + " ".join(COMPILE_FLAGS).encode()).hexdigest()[:16]
     return cache_dir() / f"fabric-{program}-{digest}"
 
 

@@ -70,7 +70,6 @@
 
 #define PLAN_MAGIC "FABRECV1"
 #define PLAN_HEADER_FIELDS 4
-#define PROBE_HEADER_BYTES 28
 #define RECV_BATCH 64               /* datagrams per recvmmsg() */
 #define RCVBUF_BYTES (32 * 1024 * 1024)
 #define RECEIVER_NICE 0             /* normal: the senders (-10) wake up first */

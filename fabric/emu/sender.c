@@ -84,9 +84,9 @@
 #define PLAN_MAGIC "FABPLAN1"
 #define PLAN_HEADER_FIELDS 6
 #define UDP_HEADER_BYTES 8
-#define PROBE_HEADER_BYTES 28
 #define MAX_UDP_PAYLOAD_BYTES 65507
-#define WIRE_OVERHEAD_BYTES 42      /* Ethernet 14 + IPv4 20 + UDP 8: what HTB counts beyond our payload */
+/* PROBE_HEADER_BYTES and WIRE_OVERHEAD_BYTES (Ethernet + IPv4 + UDP: what HTB counts beyond our
+ * payload) come from fabric/probe.py, passed by the build (agent_common.h checks). */
 #define SRC_PORT_BASE 49152
 #define SEND_BATCH 16               /* packets of one host per sendmmsg() at most */
 #define DRAIN_BATCH 64              /* error-queue messages per recvmmsg() */

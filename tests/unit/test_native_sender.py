@@ -57,7 +57,8 @@ def test_plan_file_round_trip(tmp_path):
 def test_binary_builds_once_per_source_into_the_cache(sender, monkeypatch):
     assert sender.exists() and sender.stat().st_mode & 0o111
     monkeypatch.setenv("FABRIC_CACHE_DIR", str(sender.parent))
-    digest = hashlib.sha256(native.SOURCE.read_bytes() + native.COMMON_HEADER.read_bytes()).hexdigest()
+    digest = hashlib.sha256(native.SOURCE.read_bytes() + native.COMMON_HEADER.read_bytes()
+                            + " ".join(native.COMPILE_FLAGS).encode()).hexdigest()
     assert native.binary_path() == sender and digest[:16] in sender.name  # keyed by the source hash
     mtime = sender.stat().st_mtime_ns
     assert native.sender_binary() == sender and sender.stat().st_mtime_ns == mtime  # cached, not rebuilt
@@ -153,7 +154,8 @@ def test_receiver_plan_file_round_trip(tmp_path):
 def test_both_binaries_build_once_per_source_into_the_cache(sender, receiver, monkeypatch):
     assert receiver.exists() and receiver.stat().st_mode & 0o111
     monkeypatch.setenv("FABRIC_CACHE_DIR", str(receiver.parent))
-    digest = hashlib.sha256(native.SOURCES["receiver"].read_bytes() + native.COMMON_HEADER.read_bytes()).hexdigest()
+    digest = hashlib.sha256(native.SOURCES["receiver"].read_bytes() + native.COMMON_HEADER.read_bytes()
+                            + " ".join(native.COMPILE_FLAGS).encode()).hexdigest()
     assert native.binary_path("receiver") == receiver and digest[:16] in receiver.name
     assert receiver.name.startswith("fabric-receiver-") and sender.name.startswith("fabric-sender-")
     mtime = receiver.stat().st_mtime_ns
@@ -260,3 +262,12 @@ def test_receiver_records_probes_as_root(receiver, tmp_path):
     assert ((rx["rx_ns"] > 0) == (rx["copies"] > 0)).all()
     assert abs(int(rx["rx_ns"][3]) - time.time_ns()) < 10e9
     assert rx["unknown"] == 4
+
+
+def test_the_wire_format_reaches_the_agents_from_probe_py_only():
+    from fabric.probe import HEADER_BYTES, WIRE_OVERHEAD_BYTES
+    assert f"-DPROBE_HEADER_BYTES={HEADER_BYTES}" in native.COMPILE_FLAGS
+    assert f"-DWIRE_OVERHEAD_BYTES={WIRE_OVERHEAD_BYTES}" in native.COMPILE_FLAGS
+    for source in (*native.SOURCES.values(), native.COMMON_HEADER):
+        text = source.read_text()
+        assert "#define PROBE_HEADER_BYTES" not in text and "#define WIRE_OVERHEAD_BYTES" not in text, source
