@@ -112,14 +112,18 @@ class SweepProgress(SweepEvents):
         return self.progress.__exit__(*exc)
 
     def started(self, plan, total: int, executor: str) -> None:
-        self.task = self.progress.add_task(f"sweep {plan.spec.name}", total=total)
+        from rich.markup import escape
+
+        self.task = self.progress.add_task(escape(f"sweep {plan.spec.name}"), total=total)
         self.searching = bool(plan.searches)
         if not self.quiet:
-            self.progress.console.print(f"sweep {plan.spec.name}: {len(plan.points)} point(s)"
-                                        + (f", {len(plan.searches)} search(es)" if plan.searches else "")
-                                        + f" on {executor}")
+            self.progress.console.print(escape(f"sweep {plan.spec.name}: {len(plan.points)} point(s)"
+                                               + (f", {len(plan.searches)} search(es)" if plan.searches else "")
+                                               + f" on {executor}"))
 
     def point_finished(self, record) -> None:
+        from rich.markup import escape
+
         from fabric import fmt
         self.done += 1
         self.progress.update(self.task, advance=1)
@@ -131,9 +135,9 @@ class SweepProgress(SweepEvents):
             econ = (f"η {fmt.ratio((c.get('eta') or {}).get('combined'))}, CPMT "
                     f"{fmt.usd(c.get('cpmt_total_usd_per_mtok'), 4)}/Mtok" if c else f"cost model: {record.cpmt_error}")
             when = "already in DIR" if record.cached else f"{record.wall_time_s or 0:.1f} s"
-            self.progress.console.print(f"✓ {p.hash[:8]} {p.label}: {when}, {econ}")
+            self.progress.console.print(escape(f"✓ {p.hash[:8]} {p.label}: {when}, {econ}"))
         else:
-            self.progress.console.print(f"✗ {p.hash[:8]} {p.label}: FAILED — {record.reason}")
+            self.progress.console.print(escape(f"✗ {p.hash[:8]} {p.label}: FAILED — {record.reason}"))
 
     def finished(self) -> None:
         if self.task is not None and self.searching and self.done:  # a search may stop before its last probe

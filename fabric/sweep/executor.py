@@ -95,7 +95,7 @@ class DaskExecutor(Executor):
 
         def start():
             cluster = SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard": False,
-                                                                                          "dashboard_address": None}},
+                                                                                          "dashboard_address": ":0"}},
                                   silence_logs=logging.ERROR, name="fabric-sweep")
             made.append(cluster)
             client = Client(cluster, set_as_default=False)

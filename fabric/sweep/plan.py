@@ -140,10 +140,18 @@ def _check_value_alone(spec: SweepSpec, base_design: dict, base_workload: dict, 
         raise SpecError(spec.source, where, f"value {value!r} is refused: {exc}") from None
 
 
-def _check_point(point: Point, spec: SweepSpec) -> None:
-    """The whole point: design, graph, profile, schedule; the engine's own up-front refusals."""
+def _check_point(point: Point, spec: SweepSpec, needs_slo: bool = False) -> None:
+    """The whole point: design, graph, profile, schedule; the engine's own up-front refusals; with
+    ``needs_slo`` (a search probe) messages whose completion an SLO bounds (kv, MoE, TP)."""
     try:
         fspec, g, _, schedule = materialize(point, str(spec.design_path), str(spec.workload_path))
+        if needs_slo:
+            from fabric.economics import A2A_KINDS, KV_KINDS, TP_KINDS
+            if not schedule["kind"].isin(set(KV_KINDS) | set(A2A_KINDS) | set(TP_KINDS)).any():
+                raise SpecError(str(spec.workload_path), "", f"at {point.values[-1][0]} = {point.values[-1][1]!r} "
+                                                             f"the profile generates no kv, MoE or TP messages, so "
+                                                             f"no TTFT or TPOT to hold to an SLO; raise the low end "
+                                                             f"of the range or the duration")
         if point.engine == "emu":
             from fabric.topology import fabric_facts
             facts = fabric_facts(g)
@@ -156,7 +164,8 @@ def _check_point(point: Point, spec: SweepSpec) -> None:
                 raise SpecError(str(spec.design_path), "", f"the simulation is estimated at {est['wall_s'] / 60:.1f} "
                                                            f"min, over the simulator's {MAX_WALL_S // 60} min limit")
     except FabricError as exc:
-        raise SpecError(spec.source, point.where, f"seed {point.seed}, {point.engine}: {exc}") from None
+        what = point.label if point.role == "find" else f"seed {point.seed}, {point.engine}"
+        raise SpecError(spec.source, point.where, f"{what}: {exc}") from None
 
 
 def _validate_values(spec: SweepSpec, base_design: dict, base_workload: dict) -> None:
@@ -199,7 +208,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                         probe = make_point(spec, base_design, base_workload,
                                            values + ((spec.find.key, _as_value(bound)),), seed, engine, "find",
                                            f"{spec.find.where}.range")
-                        _check_point(probe, spec)
+                        _check_point(probe, spec, needs_slo=True)
                     searches.append(Search(p, spec.find.key, spec.find.low, spec.find.high, spec.find.steps))
                     continue
                 if p.hash in hashes:

@@ -5,7 +5,8 @@ and renders what it reports; this module prints nothing (progress goes to :class
 Layout of ``DIR``::
 
     DIR/points/<hash>/         a normal run directory (metrics.json included) per finished point
-    DIR/points/<hash>.json     the point's record: inputs, status, reason, wall time, worker
+    DIR/points/<hash>.json     the point's record: swept values, resolved design and workload
+                               mappings, seed, engine, status, reason, wall time, worker
     DIR/sweep.parquet          one row per point (fabric.sweep.results)
     DIR/sweep.md, sweep_<key>.png, find.json (with find:)
 
@@ -254,7 +255,9 @@ def _record_json(record: PointRecord) -> dict:
     p = record.point
     return {"point": p.hash, "role": p.role, "values": {k: v for k, v in p.values}, "seed": p.seed,
             "engine": p.engine, "scale": p.scale, "status": record.status, "reason": record.reason,
-            "wall_time_s": record.wall_time_s, "worker": record.worker, "cpmt_error": record.cpmt_error}
+            "wall_time_s": record.wall_time_s, "worker": record.worker, "cpmt_error": record.cpmt_error,
+            # The resolved inputs: enough to re-create the point's design and profile files exactly.
+            "design": p.design, "workload": p.workload}
 
 
 def search_summaries(result: SweepResult) -> list[dict]:

@@ -449,3 +449,14 @@ def test_a_worker_without_the_clients_filesystem_returns_the_run_directory(tmp_p
     assert len(CALLS) == 2
     for c in CALLS:
         assert out not in c["out_dir"].parents and c["out_dir"].name == c["name"] and not c["out_dir"].exists()
+
+
+def test_find_refuses_a_low_end_without_slo_bound_messages(tmp_path):
+    # Background traffic at the low end, but no KV request: no TTFT to compare with its SLO.
+    profile = {**PROFILE, "patterns": PROFILE["patterns"] + [
+        {"type": "background", "name": "bg", "hosts": "all", "destinations": "all", "message": "1MB", "load": "1%"}]}
+    path = write_sweep(tmp_path, {"find": {"max_rate_within_slo": {"key": RATE_KEY, "range": [0.001, 50]}}}, profile)
+    with pytest.raises(SpecError) as err:
+        plan_sweep(load_sweep(path))
+    assert err.value.key == "find.max_rate_within_slo.range" and "no kv, MoE or TP messages" in str(err.value)
+    assert "0.001" in str(err.value)
