@@ -200,9 +200,10 @@ def _slug(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_")
 
 
-def plot_key(frame: pd.DataFrame, key: str, out: Path) -> Path | None:
+def plot_key(frame: pd.DataFrame, key: str, out: Path, keys: list[str] = ()) -> Path | None:
     """``sweep_<key>.png``: CPMT and p99 latencies of every finished point against one swept key
-    (values in the order first seen; other keys vary within each x position)."""
+    (values in the order first seen, or ascending when numeric; the other swept ``keys`` vary
+    within each x position and label the CPMT points)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -230,6 +231,11 @@ def plot_key(frame: pd.DataFrame, key: str, out: Path) -> Path | None:
         a.scatter((x + jitter)[front], y[front], s=120, facecolors="none", edgecolors="tab:red", label="Pareto")
         if front.any():
             a.legend(loc="best", fontsize=8)
+    others_swept = [k for k in keys if k != key and k in ok]
+    if others_swept and len(ok) <= 16:  # say which point is which when a few share an x position
+        for xi, yi, (_, r) in zip(x + jitter, y, ok.iterrows()):
+            a.annotate(", ".join(str(r[k]) for k in others_swept), (xi, yi), fontsize=7, rotation=30,
+                       xytext=(3, 3), textcoords="offset points")
     a.set_ylabel("CPMT total, $/Mtok")
     for col, label, scale in lat:
         b.plot(x + jitter, ok[col].to_numpy(float) * scale, "o", label=label)
@@ -259,7 +265,7 @@ def write_results(frame: pd.DataFrame, out: Path, keys: list[str], info: dict, s
     tmp = out / ".sweep.parquet.tmp"
     frame.to_parquet(tmp, index=False)
     tmp.replace(parquet)
-    plots = [p for p in (plot_key(frame, k, out) for k in keys) if p is not None]
+    plots = [p for p in (plot_key(frame, k, out, keys) for k in keys) if p is not None]
     md = out / "sweep.md"
     md.write_text(markdown(frame, keys, info, searches, plots))
     return {"parquet": parquet, "md": md, "plots": plots}
