@@ -305,6 +305,10 @@ def completions(frames: dict, prep: dict | None = None, fallback_rate_bps: float
     msgs = prep["messages"]
     links = frames["links"]
     rec = dict(run.get("loss_recovery") or {})
+    if not np.isfinite(fallback_rate_bps):
+        # Hosts the links table has no counters for send at the NIC rate the design built (÷ k).
+        rates = list(rundir.host_rates_bps(run).values())
+        fallback_rate_bps = float(np.median(rates)) / float(run.get("scale_k", 1) or 1) if rates else M.NAN
     rto_ns = int(rec.get("rto_ns", DEFAULT_RTO_NS)) if rto_ns is None else rto_ns
     idle_ns = run_idle_path_delay_ns(run, frames["noise"]) if idle_ns is None else idle_ns
     send_rate = M.sender_line_rate_bps(links, msgs["src"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
