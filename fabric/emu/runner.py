@@ -14,6 +14,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -144,7 +145,10 @@ def _emulate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir
                                dilation=dilation)
 
     commands = {node: plans[node].commands() for node in sorted(plans)}
-    old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    # A signal handler can only be set from the main thread (a Dask worker runs us off it); there
+    # the worker's own shutdown ends the run.
+    in_main = threading.current_thread() is threading.main_thread()
+    old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     ctx = multiprocessing.get_context("fork")
     children: list[multiprocessing.Process] = []
     captures: list[subprocess.Popen] = []
@@ -310,7 +314,8 @@ def _emulate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir
                 pass
             receiver.wait()
         fabric.teardown()
-        signal.signal(signal.SIGTERM, old_sigterm)
+        if in_main:
+            signal.signal(signal.SIGTERM, old_sigterm)
 
     _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, plan, load_emulated,
                    commands, shapes, pids_gone=list(fabric.pids.values()), started=started, t0_ns=t0_ns,
