@@ -152,3 +152,18 @@ def test_options_no_run_can_honour_are_refused(ecmp, tmp_path, field, value):
     with pytest.raises(SpecError, match=field):
         run(spec, g, S.flows_schedule(), tmp_path / "never", SimOptions(**{field: value}))
     assert not (tmp_path / "never").exists()
+
+
+def test_bench_window_selects_by_start_time_or_from_the_first_message():
+    from fabric.sim.bench import select_window
+    sched = normalize(pd.DataFrame({"msg_id": range(5), "t_start_s": [0.0012, 0.0013, 0.0023, 0.0025, 0.5],
+                                    "src": "h0", "dst": "h2", "bytes": 1000, "kind": "kv"}))
+    chosen, applied = select_window(sched, first_s=0.001)
+    assert chosen["msg_id"].tolist() == [0, 1] and applied == (0.0012, 0.001)
+    chosen, applied = select_window(sched, window=(0.0023, 0.0005))
+    assert chosen["msg_id"].tolist() == [2, 3] and applied == (0.0023, 0.0005)
+    assert select_window(sched)[0] is sched
+    with pytest.raises(ValueError, match="no message"):
+        select_window(sched, window=(1.0, 0.1))
+    with pytest.raises(ValueError, match="not both"):
+        select_window(sched, window=(0.0, 1.0), first_s=0.1)
