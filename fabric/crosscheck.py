@@ -89,8 +89,10 @@ def crosscheck(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_d
     report = progress or (lambda stage, fraction: None)
     emulate(spec, g, schedule, out_dir / "emu", emu_options, progress=lambda s, f: report(f"emu {s}", f))
     emu_run = read_run_json(out_dir / "emu")
+    # tmax_ns is the emulator's wait after the last send in schedule time (undilated), as the simulator's.
     sim_options = SimOptions(seed=emu_options.seed, hash_seed=emu_options.hash_seed, scale=emu_run["scale_k"],
-                             payload_bytes=emu_run["payload_bytes"], name="sim", extra=dict(emu_options.extra))
+                             payload_bytes=emu_run["payload_bytes"], tmax_s=emu_run["tmax_ns"] / 1e9, name="sim",
+                             extra=dict(emu_options.extra))
     simulate(spec, g, schedule, out_dir / "sim", sim_options, progress=lambda s, f: report(f"sim {s}", f))
     emu_metrics, sim_metrics = write_metrics(out_dir / "emu"), write_metrics(out_dir / "sim")
     rows = compare_metrics(emu_metrics, sim_metrics)
