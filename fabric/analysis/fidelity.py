@@ -21,14 +21,14 @@ sender_throughput      sender_rate_shortfall       0.10      0.25      worst hos
 link_accuracy          link_rate_error             0.05      0.15      max over busy links of |achieved/configured − 1|
 host_side_loss         host_side_loss_ratio        0         0.001     packets dropped before the first link ÷ sent
 scheduler_lateness     scheduler_late_p99_rel      0.50      2.0       p99 of (tick interval − configured tick) ÷ tick
-sim_accounting         sim_unaccounted_packets     0         0         packets not received, dropped or in flight
+sim_accounting         sim_unaccounted_packets     0         0         packets neither received, dropped nor in flight
 sim_accounting         sim_cut_off_share           0         1         messages cut off at the end ÷ messages
 =====================  ==========================  ========  ========  ===========================================
 
 Engines. ``cpu_pressure``, ``sender_lateness``, ``sender_throughput`` and ``scheduler_lateness``
 judge the emulator's own machinery (host CPUs, software senders, the tick scheduler), which a
 simulated run does not have: on a simulator run (``run.json["engine"] == "sim"``) their measures
-are :data:`NOT_THIS_ENGINE` ``"n/a (simulator)"``, and the signal's level says so, rather than
+are ``"n/a (simulator)"`` (:func:`not_this_engine`), and the signal's level says so, rather than
 ``None`` (a measure that could not be taken). ``sim_accounting`` is the simulator's own signal,
 from ``run.json["sim"]`` (:mod:`fabric.sim.runner`), and is ``"n/a (emulator)"`` on an emulator
 run. The other signals (noise floor, link accuracy, host-side loss, causality, resolution) hold
