@@ -10,7 +10,7 @@ was built for, which the second table holds against their wall-time limits:
 * 128 hosts: ``bench/leaf-spine-128.yaml``, 2 ms of the same workload from 1.4 s (one MoE step's
   dispatch and combine of EP32, background, a KV transfer);
 * 1,024 hosts: ``topologies/production-1024-h100.yaml``, 1 ms from the first message of
-  ``traffic/moe-deepseek-v3-decode-ep256.yaml`` (one decode step of EP256: a dispatch and a combine
+  ``traffic/production/moe-deepseek-v3-decode-ep256.yaml`` (one decode step of EP256: a dispatch and a combine
   all-to-all) — target 5 minutes.
 
 Speed columns: events/s is the simulate stage's (events ÷ its seconds); simulated ms is the traffic's
@@ -61,7 +61,7 @@ CASES = (
     Case("128-hosts", HERE / "leaf-spine-128.yaml", ROOT / "traffic/mixed-inference.yaml",
          "mixed-inference, 1.4-1.402 s", window=(1.4, 0.002)),
     Case("1024-hosts", ROOT / "topologies/production-1024-h100.yaml",
-         ROOT / "traffic/moe-deepseek-v3-decode-ep256.yaml", "MoE EP256 decode step, 1 ms from first", first_s=0.001,
+         ROOT / "traffic/production/moe-deepseek-v3-decode-ep256.yaml", "MoE EP256 decode step, 1 ms from first", first_s=0.001,
          target="production-1024-h100, 1 ms of a MoE decode step", target_wall_s=300.0),
 )
 
