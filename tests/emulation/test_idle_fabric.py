@@ -22,12 +22,11 @@ import pytest
 
 from fabric import economics as E
 from fabric.analysis.run_metrics import write_metrics
-from fabric.commands.run import workload_facts
 from fabric.emu.runner import RunOptions, run
 from fabric.schedule import ETA_KINDS
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric, hosts
-from fabric.workloads import generate_schedule, load_workload
+from fabric.workloads import generate_schedule, load_workload, workload_facts
 
 REPO = Path(__file__).resolve().parents[2]
 DESIGNS = ["leaf-spine-ecmp", "leaf-spine-spray", "scheduled-fabric"]
