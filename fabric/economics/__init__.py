@@ -19,6 +19,8 @@ Pipeline (docs/economics.md §1–2)::
     C_hour         = accelerators × $/accelerator-hour + network capex × CRF / 8760
                      + network power × PUE × $/kWh
     CPMT           = C_hour × 10⁶ / (tokens/s ideal × η × 3600)
+    facility kW    = (accelerators × board W × all-in ratio + network W) × PUE / 1000
+    tokens/kWh     = tokens/s ideal × η × 3600 / facility kW       (docs/economics.md, Energy)
 
 Cost-file layout: see ``costs.example.yaml`` at the repository root, and :func:`load_costs`.
 
@@ -38,11 +40,12 @@ from fabric.economics.costs import (  # noqa: F401
     Default,
     Ledger,
     accelerator_hourly_usd,
+    accelerator_power_w,
     cost_inputs,
     load_costs,
     network_hourly_usd,
 )
-from fabric.economics.cpmt import compare_break_even, cpmt_for_run  # noqa: F401
+from fabric.economics.cpmt import compare_break_even, cpmt_for_run, energy_figures  # noqa: F401
 from fabric.economics.derating import (  # noqa: F401
     A2A_KINDS,
     KV_KINDS,

@@ -315,11 +315,10 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
     led.use(f"accelerator.{name}.purchase_price_usd", purchase, "USD",
             cf if costs.purchase_price_usd is not None else cat)
     server = led.pick("accelerator.server_share_usd", (costs.server_share_usd, cf))
-    # All-in power per accelerator: board power alone leaves out the server's CPUs, memory, fans
-    # and NICs, which draw (and are cooled and housed) all the same.
-    board_w = costs.accelerator_power_w if costs.accelerator_power_w is not None else acc.power_w
-    led.use(f"accelerator.{name}.power_w", board_w, "W", cf if costs.accelerator_power_w is not None else cat)
-    power_w = board_w * led.pick("accelerator.system_power_ratio", (costs.system_power_ratio, cf))
+    power_w = accelerator_power_w(name, costs, led)
+    if power_w is None:
+        raise CostError(costs.source or "catalog", "accelerator.power_w",
+                        f"is required for pricing: bottom_up (the catalog has no board power for {name})")
     life = led.pick("accelerator.life_years", (costs.accelerator_life_years, cf))
     rate = led.pick("accelerator.cost_of_capital", (costs.accelerator_cost_of_capital, cf))
     colo = led.pick("facility.colocation_usd_per_kw_month", (costs.colocation_usd_per_kw_month, cf))
@@ -329,6 +328,27 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
     return {"name": name, "pricing": "bottom_up", "purchase_price_usd": purchase, "server_share_usd": server,
             "power_w": power_w, "capex_usd_per_hour": capex_h, "power_usd_per_hour": power_h,
             "colocation_usd_per_hour": colo_h, "usd_per_hour": capex_h + power_h + colo_h}
+
+
+def accelerator_power_w(name: str, costs: CostFile, led: Ledger) -> float | None:
+    """All-in watts of one accelerator: board power × ``accelerator.system_power_ratio``.
+
+    Board power alone leaves out the server's CPUs, memory, fans and NICs, which draw (and are
+    cooled and housed) all the same. The same all-in figure serves bottom-up pricing and the
+    energy figures (even when the price is an all-in tier price). None when neither the cost file
+    nor the catalog knows the board power.
+    """
+    cf = f"cost file {costs.source}"
+    if costs.accelerator_power_w is not None:
+        board_w = led.use(f"accelerator.{name}.power_w", costs.accelerator_power_w, "W", cf)
+    else:
+        try:
+            acc = _catalog_accelerator(name)
+        except FabricError:
+            return None
+        board_w = led.use(f"accelerator.{name}.power_w", acc.power_w, "W",
+                          f"catalog accelerators.yaml {name}: {acc.source}")
+    return board_w * led.pick("accelerator.system_power_ratio", (costs.system_power_ratio, cf))
 
 
 def network_hourly_usd(bom: dict, costs: CostFile, led: Ledger, pue: float, usd_per_kwh: float) -> dict:

@@ -10,6 +10,7 @@ from fabric.economics.costs import (
     CostFile,
     Ledger,
     accelerator_hourly_usd,
+    accelerator_power_w,
     load_costs,
     network_hourly_usd,
 )
@@ -33,6 +34,8 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     Keys: ``design``, ``eta`` (kv, moe, tp, prefill_pool, decode_pool, combined, set_by),
     ``cpmt_total_usd_per_mtok``, ``cpmt_output_usd_per_mtok`` (measured = ideal ÷ η),
     ``cpmt_ideal``, ``tokens_per_s``, ``cost_per_hour_usd``, ``cost`` (breakdown and priced BOM),
+    ``energy`` (:func:`energy_figures`: tokens per kWh and per MW of facility power), ``eta_interval``,
+    ``cpmt_total_interval`` and ``cpmt_output_interval`` (95% bootstrap within the run),
     ``network_share``, ``break_even``, ``patterns`` (per-pattern details), ``inputs`` (every input
     with its source), ``warnings``.
     """
@@ -81,6 +84,10 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         acc_total += count * acc_costs[acc_name]["usd_per_hour"]
     net = network_hourly_usd(bom, costs, led, pue, kwh)
     cost_per_hour = acc_total + net["usd_per_hour"]
+    acc_power = {}
+    for _, _, acc_name in groups:
+        if acc_name not in acc_power:
+            acc_power[acc_name] = accelerator_power_w(acc_name, costs, led)
     share = net["usd_per_hour"] / cost_per_hour if cost_per_hour > 0 else 0.0
 
     total_rate = led.items["serving.total_tokens_per_s_per_accelerator"]["value"]
@@ -91,6 +98,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     ideal_cpmt_total = cpmt_usd_per_mtok(cost_per_hour, ideal_total)
     ideal_cpmt_output = cpmt_usd_per_mtok(cost_per_hour, ideal_output)
     example_p = 0.30
+    energy = energy_figures(groups, acc_power, net["power_w"], pue, served_total, led)
     return {
         "run_dir": str(run_dir),
         "design": {"name": spec.name, "kind": spec.kind, "hosts": spec.hosts, "costed_accelerators": n_acc},
@@ -98,6 +106,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         "eta_interval": der["eta_interval"],
         # CPMT ∝ 1/η: the η interval's ends give CPMT's.
         "cpmt_total_interval": _cpmt_interval(ideal_cpmt_total, der["eta_interval"]["combined"]),
+        "cpmt_output_interval": _cpmt_interval(ideal_cpmt_output, der["eta_interval"]["combined"]),
         "pools": der["pools"],
         "token_shares": der["token_shares"],
         "cpmt_total_usd_per_mtok": cpmt_usd_per_mtok(cost_per_hour, served_total),
@@ -107,6 +116,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
                          "served_total": served_total, "served_output": served_output},
         "cost_per_hour_usd": cost_per_hour,
         "network_share": share,
+        "energy": energy,
         "cost": {
             "accelerators": n_acc,
             "accelerators_usd_per_hour": acc_total,
@@ -130,7 +140,39 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         "messages": der["messages"],
         "recovered_messages": der["recovered_messages"],
         "inputs": led.as_list(),
-        "warnings": der["warnings"],
+        "warnings": der["warnings"] + ([energy["note"]] if energy["note"] else []),
+    }
+
+
+def energy_figures(groups: list[tuple[str, float, str]], acc_power_w: dict[str, float | None], network_power_w: float,
+                   pue: float, served_tokens_per_s: float, led: Ledger) -> dict:
+    """Tokens per kWh and per MW of facility power (docs/economics.md "Energy").
+
+    Facility power = (Σ accelerators × all-in W + network W) × PUE; the tokens are those served
+    at the measured η. ``groups`` is (name, accelerators, accelerator) per host group.
+    """
+    missing = sorted({a for _, _, a in groups if acc_power_w.get(a) is None})
+    if missing:
+        note = (f"energy figures left out: no board power for {', '.join(missing)} (give accelerator.power_w "
+                f"in the cost file)")
+        return {"tokens_per_kwh": None, "tokens_per_s_per_mw": None, "facility_power_kw": None,
+                "it_power_kw": None, "accelerators_power_kw": None, "network_power_kw": network_power_w / 1e3,
+                "pue": pue, "served_tokens_per_s": served_tokens_per_s, "note": note}
+    acc_w = sum(count * acc_power_w[a] for _, count, a in groups)
+    led.use("network.power_w", network_power_w, "W",
+            "the priced bill of materials: Σ count × catalog watts of switches, optics and NICs")
+    it_w = acc_w + network_power_w
+    facility_kw = it_w * pue / 1e3
+    return {
+        "tokens_per_kwh": served_tokens_per_s * 3600.0 / facility_kw if facility_kw > 0 else math.inf,
+        "tokens_per_s_per_mw": served_tokens_per_s / (facility_kw / 1e3) if facility_kw > 0 else math.inf,
+        "facility_power_kw": facility_kw,
+        "it_power_kw": it_w / 1e3,
+        "accelerators_power_kw": acc_w / 1e3,
+        "network_power_kw": network_power_w / 1e3,
+        "pue": pue,
+        "served_tokens_per_s": served_tokens_per_s,
+        "note": None,
     }
 
 

@@ -469,6 +469,8 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     w_out = output_rate / total_rate
     ttft = kv_ttft(frame, prefill, first_decode) if patterns["kv"] is not None else None
     intervals = bootstrap_eta(ttft, ttft_slo, decode_parts, decode_compute, overlap, prefill_share, pool_model)
+    for kind, steps, scale in (("moe", moe_steps, scale_moe), ("tp", tp_steps, scale_tp)):
+        intervals[kind] = bootstrap_tpot(steps, decode_compute, scale, overlap) if steps is not None else None
     return {
         "eta_interval": intervals,
         "eta": {**etas, "kv_goodput": goodput, "prefill_pool": eta_prefill, "decode_pool": eta_dec,
@@ -526,6 +528,18 @@ def bootstrap_eta(ttft: tuple | None, ttft_slo_s: float, decode_parts: list[tupl
             "kv": _interval(goodput) if ttft is not None else None,
             "decode_pool": _interval(eta_dec) if decode_parts else None,
             "combined": _interval(goodput * pools)}
+
+
+def bootstrap_tpot(per_step: pd.DataFrame, compute_s: float, layer_scale: float, overlap: float,
+                   seed: int = 0) -> list[float] | None:
+    """95% interval of one pattern's η (:func:`eta_tpot`) with its decode steps resampled."""
+    rng = np.random.default_rng(seed)
+    window = overlap * compute_s
+    ideal = compute_s + exposed_s(layer_scale * per_step["ideal_s"].to_numpy(np.float64), window)
+    measured = compute_s + exposed_s(layer_scale * per_step["measured_s"].to_numpy(np.float64), window)
+    idx = rng.integers(0, len(per_step), (BOOTSTRAP_RESAMPLES, len(per_step)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _interval(ideal[idx].mean(axis=1) / measured[idx].mean(axis=1))
 
 
 def prefill_pool_share(spec) -> tuple[float | None, str]:

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from fabric import fmt  # noqa: E402
 from fabric.report import series as S  # noqa: E402
-from fabric.report.summary import ordered_classes  # noqa: E402
+from fabric.report.summary import TORNADO_ROWS, ordered_classes  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 DPI = 90
@@ -172,6 +172,48 @@ def eta_cpmt_bars(summary: dict) -> bytes:
     return _png(fig)
 
 
+def tornado(sens: dict, top: int = 10) -> bytes:
+    """Horizontal bars around the base CPMT ratio B ÷ A, one per input, widest on top."""
+    swings = sens["swings"][:top]
+    base = sens["base"]
+    fig, ax = plt.subplots(figsize=(9.5, 0.42 * len(swings) + 1.6))
+    y = np.arange(len(swings))[::-1]          # widest first = top row
+    for yi, sw in zip(y, swings):
+        for end, color, label in (("figure_low", COLORS[0], "input at its low end"),
+                                  ("figure_high", COLORS[1], "input at its high end")):
+            ax.barh(yi, sw[end] - base, left=base, color=color, height=0.6,
+                    label=label if yi == y[0] else None)
+    ax.set_yticks(y, [f"{sw['input']} ({sw['range']})" for sw in swings], fontsize=8)
+    ax.axvline(base, color="black", lw=1)
+    if min(min(sw["figure_low"], sw["figure_high"]) for sw in swings) < 1 < max(
+            max(sw["figure_low"], sw["figure_high"]) for sw in swings):
+        ax.axvline(1.0, color="grey", lw=1, ls="--", label="1 = equal CPMT")
+    ax.set_xlabel(f"CPMT {sens['b']} ÷ CPMT {sens['a']} (base {base:.4f}; below 1: {sens['b']} is cheaper per token)")
+    ax.set_title(f"Sensitivity of the CPMT ratio, widest {len(swings)} inputs", fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def break_even_curve(sens: dict) -> bytes:
+    """Largest network premium (r − 1)/f against the network share f, one line per η gain."""
+    be = sens["break_even"]
+    f = np.array([row["f"] for row in be["curve"]])
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for j, gain in enumerate(be["eta_gain"]):
+        ax.plot(f * 100, [row["max_premium"][j] * 100 for row in be["curve"]], marker="o", color=COLORS[j % len(COLORS)],
+                label=f"η higher by {gain * 100:g}%")
+    ax.set_xlabel("network share f of the baseline's hourly cost (%)")
+    ax.set_ylabel("largest network premium (%)")
+    ax.set_yscale("log")
+    ax.set_title("Break-even: how much dearer a network may be for an η gain", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _abs_err(value, rsd):
     if isinstance(value, (int, float)) and isinstance(rsd, (int, float)) and math.isfinite(value):
         return abs(value) * rsd
@@ -239,4 +281,14 @@ def all_plots(summary: dict) -> list[dict]:
             "Left: fabric derating η per traffic pattern and combined (1 = the fabric costs no tokens). Middle and "
             "right: cost per million tokens on the measured fabric vs an ideal (contention-free) one.",
             lambda: eta_cpmt_bars(summary))
+    sens = summary["comparison"].get("sensitivity") or {}
+    if sens.get("swings"):
+        attempt("tornado", "Sensitivity of the CPMT ratio (tornado)",
+                f"CPMT {sens['b']} ÷ CPMT {sens['a']} (runs {sens['run_b']} and {sens['run_a']}) with one input at a "
+                f"time at the low (blue) and high (red) end of its range, the widest {min(TORNADO_ROWS, len(sens['swings']))} "
+                f"inputs, widest on top; the black line is the base ratio. Ranges are plausible spans, not confidence "
+                f"intervals (docs/economics.md §4).", lambda: tornado(sens, TORNADO_ROWS))
+        attempt("break-even-plot", "Break-even network premium against network share",
+                "The largest network premium a design may pay and still win, (r − 1)/f, against the network's share f "
+                "of the baseline's hourly cost, for η gains r − 1 of 1–10%.", lambda: break_even_curve(sens))
     return plots

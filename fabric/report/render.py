@@ -53,7 +53,10 @@ def context(summary: dict, plots: list[dict] | None) -> dict:
     comp = summary["comparison"]
     title = "fabric comparison: " + ", ".join(d["name"] for d in summary["designs"])
     return {"s": summary, "title": title, "tables": tabs, "plots": images, "limits": LIMITS,
-            "break_even": T.break_even_lines(summary), "workload_lines": T.workload_lines(summary),
+            "break_even": T.break_even_lines(summary), "winner": T.winner_line(summary),
+            # Drawn in the sensitivity section (HTML), next to their tables, not among the other plots.
+            "sensitivity_plots": ("tornado", "break-even-plot"),
+            "workload_lines": T.workload_lines(summary),
             "scale_lines": T.scale_lines(summary), "not_trusted": comp.get("not_trusted") or [],
             "rule": "design B beats design A iff η_B / η_A > C_hour,B / C_hour,A; with the network at share f of "
                     "A's hourly cost and B's network dearer by fraction p: iff η_B / η_A > 1 + f·p (docs/economics.md §1)"}

@@ -49,6 +49,9 @@ FIGURES = {
     "cost_per_hour_usd": ("cluster cost", "$/h"),
     "network_usd_per_hour": ("network cost", "$/h"),
     "network_share": ("network share of cost", "fraction"),
+    "tokens_per_kwh": ("tokens per kWh", "tokens/kWh"),
+    "tokens_per_s_per_mw": ("tokens/s per MW of facility power", "tokens/s/MW"),
+    "facility_power_kw": ("facility power", "kW"),
     "loss_ratio": ("loss", "fraction"),
     "core_imbalance_max_over_mean": ("spine/NCF imbalance", "max/mean"),
 }
@@ -72,7 +75,13 @@ CLASS_FIGURES = {
 PATTERN_OF_ETA = {"eta_kv": ("kv", "KV transfers (disaggregated prefill → decode)"),
                   "eta_moe": ("moe", f"MoE all-to-all ({' / '.join(kinds_of_role('moe'))})"),
                   "eta_tp": ("tp", "tensor-parallel all-reduce")}
+# Figures shown with a 95% interval, and where one run's cpmt_for_run result keeps its bootstrap bounds.
+INTERVAL_FIGURES = {"eta_combined": ("eta_interval", "combined"), "eta_kv": ("eta_interval", "kv"),
+                    "eta_moe": ("eta_interval", "moe"), "eta_tp": ("eta_interval", "tp"),
+                    "cpmt_total_usd_per_mtok": ("cpmt_total_interval", None),
+                    "cpmt_output_usd_per_mtok": ("cpmt_output_interval", None)}
 VERDICT_RANK = {"trusted": 0, "degraded": 1, "untrusted": 2}
+TORNADO_ROWS = 10   # inputs the report's tornado chart draws (its table lists them all)
 SIGNIFICANCE_METHOD = (
     "Welch's t-test over repeats: a difference between a design and the baseline is significant when "
     "the 95% confidence interval of the difference of their means excludes zero (p < 0.05); with one "
@@ -217,7 +226,62 @@ def run_figures(metrics: dict, cpmt: dict | None, cpmt_error: str | None) -> tup
     f["cost_per_hour_usd"] = number(cpmt.get("cost_per_hour_usd"))
     f["network_usd_per_hour"] = number((cpmt.get("cost") or {}).get("network_usd_per_hour"))
     f["network_share"] = number(cpmt.get("network_share"))
+    energy = cpmt.get("energy") or {}
+    for key in ("tokens_per_kwh", "tokens_per_s_per_mw", "facility_power_kw"):
+        f[key] = number(energy.get(key))
+        if f[key] is None:
+            na[key] = energy.get("note") or "energy not computed (a run directory from an older fabric)"
     return f, na
+
+
+def run_interval(cpmt: dict | None, key: str) -> list[float] | None:
+    """One run's own 95% bootstrap interval of a figure of :data:`INTERVAL_FIGURES` (None: none)."""
+    if not cpmt or key not in INTERVAL_FIGURES:
+        return None
+    top, sub = INTERVAL_FIGURES[key]
+    found = cpmt.get(top)
+    if sub is not None:
+        found = (found or {}).get(sub)
+    if not found or len(found) != 2 or any(v is None or not math.isfinite(v) for v in found):
+        return None
+    return [float(found[0]), float(found[1])]
+
+
+def mean_interval(values: list) -> list[float] | None:
+    """Student-t 95% interval of the mean over repeats (the one-design half of :func:`welch`);
+    None below two finite values."""
+    from scipy import stats
+    x = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if x.size < 2 or x.size != len([v for v in values if v is not None]):
+        return None
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    m = float(x.mean())
+    return [m - half, m + half]
+
+
+def design_intervals(samples: dict[str, list], cpmts: list[dict | None]) -> tuple[dict, dict]:
+    """Per figure of :data:`INTERVAL_FIGURES`: a 95% interval of the design's value and how it was got.
+
+    Two or more finished repeats: the Student-t interval of the mean over repeats (run-to-run
+    spread, the same t distribution as the Welch test of significance). One repeat, or a figure
+    with fewer than two values: the runs' own bootstrap bounds (over requests and decode steps),
+    averaged over the runs that have them.
+    """
+    out, how = {}, {}
+    for key in INTERVAL_FIGURES:
+        vals = samples.get(key) or []
+        t = mean_interval(vals)
+        if t is not None:
+            out[key], how[key] = t, f"repeats: Student-t 95% interval of the mean over {len(vals)} repeats"
+            continue
+        boot = [b for b in (run_interval(c, key) for c in cpmts) if b is not None]
+        if boot:
+            out[key] = [float(np.mean([b[0] for b in boot])), float(np.mean([b[1] for b in boot]))]
+            how[key] = ("bootstrap: the run's 95% interval over its requests and decode steps" if len(boot) == 1 else
+                        f"bootstrap: mean of {len(boot)} runs' 95% bounds over their requests and decode steps")
+        else:
+            out[key], how[key] = None, None
+    return out, how
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,6 +394,8 @@ def _design_entry(d: DesignRecord) -> dict:
                 cna.setdefault(kind, {})[key] = reasons[0]
     verdicts = [((r.metrics or {}).get("fidelity") or {}).get("verdict") for r in ok]
     first = ok[0] if ok else None
+    samples = {key: [f[key] for f, _ in per_run] for key in FIGURES}
+    interval_95, interval_method = design_intervals(samples, [r.cpmt for r in ok])
     eta_src = first.cpmt["eta"] if first is not None and first.cpmt else {}
     scale_k = sorted({(r.run_json or {}).get("scale_k") for r in ok} - {None})
     return {
@@ -341,10 +407,11 @@ def _design_entry(d: DesignRecord) -> dict:
         "facts": _facts(d.facts),
         "runs": [_run_entry(r) for r in d.runs],
         "figures": figures, "figures_na": na, "spread_rsd": spread,
-        "samples": {key: [f[key] for f, _ in per_run] for key in FIGURES},
-        # One run's own 95% intervals (bootstrap over its requests and steps), for one-repeat comparisons.
-        "intervals": {"eta_combined": ((first.cpmt or {}).get("eta_interval") or {}).get("combined") if first else None,
-                      "cpmt_total_usd_per_mtok": (first.cpmt or {}).get("cpmt_total_interval") if first else None},
+        "samples": samples,
+        # One run's own 95% intervals (bootstrap over its requests and steps), for one-repeat significance.
+        "intervals": {key: run_interval(first.cpmt if first else None, key) for key in INTERVAL_FIGURES},
+        # What the report shows next to each η and CPMT (design_intervals).
+        "interval_95": interval_95, "interval_method": interval_method,
         "classes": classes, "classes_na": cna, "classes_spread_rsd": cspread,
         "classes_samples": {kind: {key: [c.get(kind, {}).get(key) for c, _ in per_run_cls] for key in CLASS_FIGURES}
                             for kind in kinds},
@@ -361,6 +428,8 @@ def _design_entry(d: DesignRecord) -> dict:
                  "network_capex_usd": (first.cpmt["cost"]["network_capex_usd"] if first and first.cpmt else None),
                  "accelerators": (first.cpmt["cost"]["accelerators"] if first and first.cpmt else None),
                  "error": next((r.cpmt_error for r in ok if r.cpmt_error), None)},
+        "energy": {"tokens_per_kwh": figures["tokens_per_kwh"], "tokens_per_s_per_mw": figures["tokens_per_s_per_mw"],
+                   "facility_power_kw": figures["facility_power_kw"]},
         "fidelity": {"verdict": _worst_verdict(verdicts),
                      "trusted": bool(verdicts) and all(v == "trusted" for v in verdicts),
                      "per_run": [{"repeat": r.repeat, "verdict": v,
@@ -460,30 +529,125 @@ def _headroom(p: float) -> str:
     return f"B would need a network at least {fmt.percent(-p, 1)} cheaper than A's to win"
 
 
-def _break_even(a_name, a_cpmt, b_name, b_cpmt, sig_eta) -> dict:
+def _outcome(b_wins: bool, cpmt_significant: bool | None) -> str:
+    """``b_wins``, ``a_wins``, ``tie`` (the CPMT difference is within its 95% interval) or, when
+    significance could not be judged, ``b_wins_unjudged`` / ``a_wins_unjudged``."""
+    if cpmt_significant is False:
+        return "tie"
+    return ("b_wins" if b_wins else "a_wins") + ("" if cpmt_significant else "_unjudged")
+
+
+def _break_even(a_name, a_cpmt, b_name, b_cpmt, sig_eta, sig_cpmt=None) -> dict:
     from fabric.economics import break_even_ratio, compare_break_even
     be = compare_break_even(a_cpmt, b_cpmt)
     f, p = be["network_share_a"], be["network_premium_b"]
     needed = break_even_ratio(f, p) if p == p else None  # p is NaN when A has no network cost
     wins = be["b_wins"]
+    cpmt_sig = None if sig_cpmt is None else sig_cpmt.get("significant")
+    outcome = _outcome(wins, cpmt_sig)
+    if outcome == "tie":
+        # The point estimate leans one way, but the 95% interval includes a tie: no winner is called.
+        said = (f"TIE — no winner: the CPMT difference is within its 95% interval ({sig_cpmt.get('why')}; "
+                f"point estimate leans to {b_name if wins else a_name})")
+    else:
+        said = f"{b_name} {'WINS' if wins else 'does not win'}"
+        if cpmt_sig is None:
+            said += (" (point estimate; significance not judged: "
+                     + ((sig_cpmt or {}).get("why") or "no interval for CPMT") + ")")
     if p == p:
         dearer = f"{fmt.percent(abs(p), 1)} {'dearer' if p >= 0 else 'cheaper'}"
         statement = (f"{b_name} vs {a_name}: {b_name}'s network is {dearer}, network share of {a_name}'s cost "
                      f"f = {fmt.percent(f, 1)}, so {b_name} beats {a_name} iff η_B/η_A > 1 + f·p = "
-                     f"{fmt.ratio(needed)}; measured η_B/η_A = {fmt.ratio(be['eta_ratio'])} → {b_name} "
-                     f"{'WINS' if wins else 'does not win'} (CPMT ratio B/A {fmt.fixed(be['cpmt_total_ratio'], 3)}; "
+                     f"{fmt.ratio(needed)}; measured η_B/η_A = {fmt.ratio(be['eta_ratio'])} → {said} "
+                     f"(CPMT ratio B/A {fmt.fixed(be['cpmt_total_ratio'], 3)}; "
                      + _headroom(be['max_network_premium_b']) + ")")
     else:
-        statement = f"{b_name} vs {a_name}: network premium undefined ({a_name} has no network cost)"
+        statement = (f"{b_name} vs {a_name}: network premium undefined ({a_name} has no network cost); "
+                     f"CPMT ratio B/A {fmt.fixed(be['cpmt_total_ratio'], 3)} → {said}")
     if sig_eta is not None and sig_eta.get("significant") is False:
-        statement += "; the η difference is within the spread across repeats: not significant"
-    return {"a": a_name, "b": b_name, **be, "eta_ratio_needed": needed, "statement": statement,
-            "eta_difference_significant": None if sig_eta is None else sig_eta.get("significant")}
+        statement += "; the η difference is within its 95% interval: not significant"
+    return {"a": a_name, "b": b_name, **be, "eta_ratio_needed": needed, "statement": statement, "outcome": outcome,
+            "eta_difference_significant": None if sig_eta is None else sig_eta.get("significant"),
+            "cpmt_difference_significant": cpmt_sig}
+
+
+def _winner(entries: list[dict], lowest: str | None) -> dict | None:
+    """The lowest-CPMT design and whether its lead over each other priced design is significant.
+
+    A winner is named only when every other design's CPMT is significantly higher; a design whose
+    difference is within the 95% interval is a tie, one whose difference cannot be judged is
+    listed as such."""
+    if lowest is None:
+        return None
+    best = next(e for e in entries if e["name"] == lowest)
+    others = [e for e in entries if e["name"] != lowest and e["cpmt"]["total_usd_per_mtok"] is not None]
+    tied, unjudged, beaten = [], [], []
+    for e in others:
+        sig = _significance(e, best)["cpmt_total_usd_per_mtok"]
+        (beaten if sig["significant"] else tied if sig["significant"] is False else unjudged).append(e["name"])
+    cost = fmt.usd(best["cpmt"]["total_usd_per_mtok"])
+    if not others:
+        statement = f"{lowest} is the only priced design ({cost}/Mtok total): nothing to compare"
+        winner = None
+    elif tied:
+        statement = (f"No winner on CPMT: {lowest} has the lowest point estimate ({cost}/Mtok total), but "
+                     f"{', '.join(tied)} {'is' if len(tied) == 1 else 'are'} within the 95% interval of the "
+                     f"difference (tie)")
+        winner = None
+    elif unjudged:
+        statement = (f"{lowest} has the lowest CPMT ({cost}/Mtok total); whether its lead over "
+                     f"{', '.join(unjudged)} is significant could not be judged (no interval)")
+        winner = None
+    else:
+        statement = (f"{lowest} has the lowest CPMT ({cost}/Mtok total), significantly below "
+                     f"{', '.join(beaten)} (95%)")
+        winner = lowest
+    return {"design": winner, "lowest": lowest, "tied_with": tied, "unjudged": unjudged,
+            "significantly_below": beaten, "statement": statement}
+
+
+def _first_priced_run(d: DesignRecord) -> RunRecord | None:
+    return next((r for r in d.runs if r.status == "ok" and r.cpmt is not None), None)
+
+
+def comparison_sensitivity(designs: list[DesignRecord], entries: list[dict], costs=None) -> dict | None:
+    """The tornado of CPMT(B) ÷ CPMT(A) (:func:`fabric.economics.cpmt_sensitivity`), A the baseline
+    and B the lowest-CPMT design (the cheapest other one when the baseline is lowest), on their first
+    finished runs; ``skipped`` says why when it could not be drawn."""
+    if len(designs) < 2:
+        return None
+    base = entries[0]["name"]
+    priced = [e for e in entries[1:] if e["cpmt"]["total_usd_per_mtok"] is not None]
+    out = {"a": base, "b": None, "run_a": None, "run_b": None, "skipped": None, "note": None}
+    if not priced:
+        out["skipped"] = "no design other than the baseline has a finished, priced run"
+        return out
+    b_entry = min(priced, key=lambda e: e["cpmt"]["total_usd_per_mtok"])
+    out["b"] = b_entry["name"]
+    base_cpmt = entries[0]["cpmt"]["total_usd_per_mtok"]
+    if base_cpmt is not None and base_cpmt <= b_entry["cpmt"]["total_usd_per_mtok"]:
+        out["note"] = (f"the baseline {base} has the lowest CPMT; the tornado is of the cheapest other design, "
+                       f"{b_entry['name']}, against it")
+    run_a = _first_priced_run(designs[0])
+    run_b = _first_priced_run(designs[[e["name"] for e in entries].index(b_entry["name"])])
+    if run_a is None or run_b is None:
+        out["skipped"] = (f"{base if run_a is None else b_entry['name']} has no finished run with a cost model")
+        return out
+    out["run_a"], out["run_b"] = str(run_a.run_dir), str(run_b.run_dir)
+    from fabric.economics import cpmt_sensitivity
+    try:
+        t = cpmt_sensitivity(run_b.run_dir, costs, baseline_dir=run_a.run_dir)
+    except FabricError as exc:
+        out["skipped"] = f"sensitivity failed: {exc}"
+        return out
+    out.update({k: t[k] for k in ("figure", "base", "swings", "break_even")})
+    return out
 
 
 def build_summary(designs: list[DesignRecord], *, workload: dict | None = None, scale: dict | None = None,
                   repeats: int = 1, status: str = "complete", cost_inputs: list | None = None,
-                  cost_source: str | None = None, commands: dict | None = None, notes: list | None = None) -> dict:
+                  cost_source: str | None = None, commands: dict | None = None, notes: list | None = None,
+                  costs=None, sensitivity: bool = True) -> dict:
     """The summary dict of a comparison (see docs/summary-json.md), JSON-ready.
 
     Parameters
@@ -494,6 +658,10 @@ def build_summary(designs: list[DesignRecord], *, workload: dict | None = None, 
         Facts the caller knows (compare) or recovered from run.json (report).
     status : str
         ``complete`` or ``interrupted`` (Ctrl-C: what finished is summarised, the rest is not_run).
+    costs : CostFile or path, optional
+        The cost model for the sensitivity tornado; ``cost_source`` (the cost file's path) when not given.
+    sensitivity : bool
+        Compute ``comparison.sensitivity`` (about 30 cost-model evaluations of two runs).
     """
     entries = [_design_entry(d) for d in designs]
     comparison: dict = {"baseline": entries[0]["name"] if entries else None, "break_even": [],
@@ -508,10 +676,14 @@ def build_summary(designs: list[DesignRecord], *, workload: dict | None = None, 
         a_c = _aggregate_cpmt_for_break_even([r for r in base_rec.runs if r.status == "ok"])
         b_c = _aggregate_cpmt_for_break_even([r for r in d.runs if r.status == "ok"])
         if a_c is not None and b_c is not None:
-            comparison["break_even"].append(_break_even(base["name"], a_c, e["name"], b_c, sig.get("eta_combined")))
+            comparison["break_even"].append(_break_even(base["name"], a_c, e["name"], b_c, sig.get("eta_combined"),
+                                                        sig.get("cpmt_total_usd_per_mtok")))
     priced = [e for e in entries if e["cpmt"]["total_usd_per_mtok"] is not None]
     if priced:
         comparison["lowest_cpmt_total"] = min(priced, key=lambda e: e["cpmt"]["total_usd_per_mtok"])["name"]
+    comparison["winner"] = _winner(entries, comparison["lowest_cpmt_total"])
+    comparison["sensitivity"] = (comparison_sensitivity(designs, entries, costs if costs is not None else cost_source)
+                                 if sensitivity else None)
     comparison["not_trusted"] = [{"design": e["name"], "verdict": e["fidelity"]["verdict"],
                                   "tripped": sorted({s for r in e["fidelity"]["per_run"] for s in r["tripped"]})}
                                  for e in entries if e["repeats_ok"] and not e["fidelity"]["trusted"]]

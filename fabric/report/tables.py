@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fabric import fmt
 from fabric.analysis.fidelity import THRESHOLDS
-from fabric.report.summary import CLASS_FIGURES, FIGURES
+from fabric.report.summary import CLASS_FIGURES, FIGURES, INTERVAL_FIGURES
 
 
 @dataclass
@@ -63,6 +63,7 @@ FIGURE_FORMAT = {"eta_combined": "ratio", "eta_kv": "ratio", "eta_moe": "ratio",
                  "cpmt_total_usd_per_mtok": "usd", "cpmt_output_usd_per_mtok": "usd",
                  "cpmt_ideal_total_usd_per_mtok": "usd", "cpmt_ideal_output_usd_per_mtok": "usd",
                  "cost_per_hour_usd": "usd", "network_usd_per_hour": "usd", "network_share": "pct",
+                 "tokens_per_kwh": "int", "tokens_per_s_per_mw": "int", "facility_power_kw": "num",
                  "loss_ratio": "pct", "served_total_tokens_per_s": "int", "core_imbalance_max_over_mean": "ratio",
                  "packets_sent": "int", "messages": "int"}
 
@@ -74,7 +75,29 @@ def _significance_of(summary: dict, design: str) -> dict:
     return {}
 
 
-def _cell(summary, d, key, value, rsd, na_reason, notes: _Notes, sig_key=None) -> str:
+def interval_text(bounds, kind: str) -> str:
+    """`` [lo–hi]``: a 95% interval in the figure's own format; nothing when there is none."""
+    if not bounds or bounds[0] is None or bounds[1] is None:
+        return ""
+    return f" [{fmt_value(bounds[0], kind)}–{fmt_value(bounds[1], kind)}]"
+
+
+def _interval_notes(summary: dict) -> list[str]:
+    """Which interval each design's η and CPMT cells show (one note per distinct method)."""
+    by_method: dict[str, list[str]] = {}
+    for d in summary["designs"]:
+        methods = {m for m in (d.get("interval_method") or {}).values() if m}
+        for m in sorted(methods):
+            by_method.setdefault(m, []).append(d["name"])
+    if not by_method:
+        return []
+    return ["[lo–hi] = 95% interval of η and CPMT. " + "; ".join(f"{', '.join(names)}: {m}"
+                                                                 for m, names in by_method.items())
+            + ". With repeats the significance of a difference from the baseline is judged by Welch's t-test over "
+              "repeats; with one repeat by whether the runs' bootstrap intervals overlap."]
+
+
+def _cell(summary, d, key, value, rsd, na_reason, notes: _Notes, sig_key=None, interval=False) -> str:
     if value is None and not d["repeats_ok"]:
         return "n/a " + notes.mark(f"{d['name']}: {d['status'].replace('_', ' ')}"
                                    + (f" — {d['reason']}" if d.get("reason") else ""))
@@ -82,6 +105,8 @@ def _cell(summary, d, key, value, rsd, na_reason, notes: _Notes, sig_key=None) -
         reason = na_reason or "not computed"
         return "n/a " + notes.mark(reason, f"{d['name']} {FIGURES.get(key, CLASS_FIGURES.get(key, (key,)))[0]}")
     text = fmt_value(value, FIGURE_FORMAT.get(key, "num"))
+    if interval:
+        text += interval_text((d.get("interval_95") or {}).get(key), FIGURE_FORMAT.get(key, "num"))
     if value == "inf" and na_reason:
         text += " " + notes.mark(na_reason, f"{d['name']} {CLASS_FIGURES.get(key, FIGURES.get(key, (key,)))[0]}")
     if summary.get("repeats", 1) > 1 and _is_num(rsd):
@@ -115,14 +140,17 @@ def verdict_table(summary: dict) -> Table:
         "Design", "Status", "Fidelity", "η combined (set by)", "η KV", "η MoE", "η TP", "CPMT total $/Mtok",
         "CPMT output $/Mtok", "Cluster cost $/h", "Network share of cost", "Loss (all packets)",
         "Spine/NCF imbalance max/mean"],
-        caption=(f"Means over finished repeats; ±x% = relative standard deviation across repeats; (n.s.) = the "
-                 f"difference from the baseline {summary['comparison']['baseline']} is within that spread. "
+        caption=(f"Means over finished repeats; [lo–hi] = 95% interval (see the note below the table); ±x% = "
+                 f"relative standard deviation across repeats; (n.s.) = the difference from the baseline "
+                 f"{summary['comparison']['baseline']} is not significant (its 95% interval includes zero). "
                  f"Real-world units; scale factor k = {k:g}." if _is_num(k) else
                  "Means over finished repeats; real-world units; designs ran at different scale factors k."))
     notes = _Notes(t)
+    t.notes += _interval_notes(summary)
     for d in summary["designs"]:
         f, na, sp = d["figures"], d["figures_na"], d["spread_rsd"]
-        c = lambda key: _cell(summary, d, key, f[key], sp.get(key), na.get(key), notes)  # noqa: E731
+        c = lambda key: _cell(summary, d, key, f[key], sp.get(key), na.get(key), notes,  # noqa: E731
+                              interval=key in INTERVAL_FIGURES)
         eta = c("eta_combined")
         if d["eta"].get("set_by") and f["eta_combined"] is not None:
             eta += f" ({d['eta']['set_by']})"
@@ -169,15 +197,22 @@ def class_table(summary: dict) -> Table:
 
 def economics_table(summary: dict) -> Table:
     t = Table("economics", "Tokens and cost", [
-        "Design", "Accelerators", "Tokens/s served (total)", "CPMT total, ideal fabric", "CPMT output, ideal fabric",
+        "Design", "Accelerators", "Tokens/s served (total)", "CPMT total $/Mtok", "CPMT total, ideal fabric",
+        "CPMT output, ideal fabric", "Tokens per kWh", "Tokens/s per MW", "Facility power kW",
         "Cluster cost $/h", "Network cost $/h", "Network capex $", "η set by"],
-        caption="Ideal fabric = the same cluster with no contention (η = 1). CPMT = C_hour × 10⁶ ÷ (tokens/s × 3600).")
+        caption="Ideal fabric = the same cluster with no contention (η = 1). CPMT = C_hour × 10⁶ ÷ (tokens/s × 3600). "
+                "Energy: facility power = (accelerators × board power × all-in ratio + network power) × PUE; tokens "
+                "served at the measured η per kWh and per MW of it (docs/economics.md, Energy).")
     notes = _Notes(t)
+    t.notes += _interval_notes(summary)
     for d in summary["designs"]:
         f, na = d["figures"], d["figures_na"]
-        c = lambda key: _cell(summary, d, key, f[key], d["spread_rsd"].get(key), na.get(key), notes)  # noqa: E731
+        c = lambda key: _cell(summary, d, key, f[key], d["spread_rsd"].get(key), na.get(key), notes,  # noqa: E731
+                              interval=key in INTERVAL_FIGURES)
         t.rows.append([d["name"], fmt_value(d["cpmt"]["accelerators"], "int"), c("served_total_tokens_per_s"),
+                       c("cpmt_total_usd_per_mtok"),
                        c("cpmt_ideal_total_usd_per_mtok"), c("cpmt_ideal_output_usd_per_mtok"),
+                       c("tokens_per_kwh"), c("tokens_per_s_per_mw"), c("facility_power_kw"),
                        c("cost_per_hour_usd"), c("network_usd_per_hour"),
                        fmt_value(d["cpmt"]["network_capex_usd"], "int") if d["cpmt"]["network_capex_usd"] is not None
                        else "n/a", d["eta"].get("set_by") or ("none below 1" if d["repeats_ok"] else "n/a")])
@@ -198,6 +233,51 @@ def break_even_lines(summary: dict) -> list[str]:
                    "it has no finished run" if d["name"] not in finished else "its cost model failed")
             lines.append(f"{d['name']} vs {comp['baseline']}: n/a ({why})")
     return lines
+
+
+def winner_line(summary: dict) -> str | None:
+    """The lowest-CPMT statement: a winner only when its lead is significant (``comparison.winner``)."""
+    w = summary["comparison"].get("winner")
+    return w["statement"] if w else None
+
+
+def sensitivity_table(summary: dict) -> Table | None:
+    """The tornado of ``comparison.sensitivity`` as rows, widest swing first (None: not applicable)."""
+    sens = summary["comparison"].get("sensitivity")
+    if not sens:
+        return None
+    b, a = sens.get("b") or "n/a", sens["a"]
+    t = Table("sensitivity", f"Sensitivity: CPMT {b} ÷ CPMT {a}",
+              ["Input", "Range", "Ratio at low", "Ratio at high", "Swing"],
+              caption=("One input at a time moved across a plausible range (not a confidence interval), the others at "
+                       "their values; the CPMT ratio B ÷ A at each end, widest swing first. Below 1, B is cheaper per "
+                       "token. Inputs both designs share mostly cancel (docs/economics.md §4)."))
+    if sens.get("skipped"):
+        t.notes.append(f"n/a: {sens['skipped']}")
+        return t
+    t.caption = f"Base ratio {fmt.fixed(sens['base'], 4)} (runs {sens['run_b']} ÷ {sens['run_a']}). " + t.caption
+    for sw in sens["swings"]:
+        flips = (sw["figure_low"] - 1) * (sw["figure_high"] - 1) < 0
+        t.rows.append([sw["input"], sw["range"], fmt.fixed(sw["figure_low"], 4), fmt.fixed(sw["figure_high"], 4),
+                       fmt.fixed(sw["spread"], 4) + (" (crosses 1)" if flips else "")])
+    if sens.get("note"):
+        t.notes.append(sens["note"])
+    t.notes.append("(crosses 1) = within its range this input alone changes which design is cheaper per token.")
+    return t
+
+
+def break_even_curve_table(summary: dict) -> Table | None:
+    """Largest network premium a design may pay for an η gain, per network share f (``comparison.sensitivity``)."""
+    sens = summary["comparison"].get("sensitivity")
+    if not sens or sens.get("skipped"):
+        return None
+    be = sens["break_even"]
+    t = Table("break-even-curve", "Break-even network premium",
+              ["Network share f"] + [f"η +{fmt.percent(g, 0)}" for g in be["eta_gain"]],
+              caption=f"Largest network premium (r − 1)/f a design may pay and still win: {be['rule']}.")
+    for row in be["curve"]:
+        t.rows.append([fmt.percent(row["f"], 0)] + [fmt.percent(p, 0) for p in row["max_premium"]])
+    return t
 
 
 FIDELITY_MEASURES = ["noise_floor_p99_us", "cpu_some_avg10_max_pct", "cpu_some_stall_fraction",
@@ -331,9 +411,11 @@ def _rate(bps) -> str:
 
 
 def all_tables(summary: dict) -> dict[str, Table]:
-    return {t.id: t for t in (verdict_table(summary), class_table(summary), economics_table(summary),
-                              fidelity_table(summary), designs_table(summary), runs_table(summary),
-                              cost_inputs_table(summary))}
+    """Every table of the report by id; ``sensitivity`` and ``break-even-curve`` only when applicable."""
+    tables = (verdict_table(summary), class_table(summary), economics_table(summary),
+              sensitivity_table(summary), break_even_curve_table(summary),
+              fidelity_table(summary), designs_table(summary), runs_table(summary), cost_inputs_table(summary))
+    return {t.id: t for t in tables if t is not None}
 
 
 def markdown_table(t: Table) -> str:

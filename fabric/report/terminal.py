@@ -74,7 +74,8 @@ def _interval(bounds, show) -> str:
 
 
 def cpmt_summary(r: dict) -> str:
-    """Six lines: η per pattern, CPMT measured and ideal, hourly cost, break-even (``fabric cpmt``, ``fabric run``)."""
+    """Seven lines: η per pattern, CPMT measured and ideal, hourly cost, energy (tokens per kWh and per MW of
+    facility power), break-even (``fabric cpmt``, ``fabric run``)."""
     e = r["eta"]
     d = r["design"]
     pools = r["pools"]
@@ -90,11 +91,19 @@ def cpmt_summary(r: dict) -> str:
         f"  CPMT output {fmt.usd(r['cpmt_output_usd_per_mtok'])}/Mtok measured, "
         f"{fmt.usd(r['cpmt_ideal']['output_usd_per_mtok'])}/Mtok ideal",
         f"  cost        {fmt.usd(r['cost_per_hour_usd'])}/h, network share {fmt.percent(r['network_share'], 1)}",
+        f"  energy      {_energy_line(r.get('energy'))}",
         f"  break-even  a design with a 30% dearer network must serve ≥ "
         f"{fmt.percent((r['break_even']['example_eta_ratio_needed'] - 1), 1)} more tokens (η_B/η_A > 1 + f·p)",
     ]
     lines += [f"  warning: {w}" for w in r["warnings"]]
     return "\n".join(lines)
+
+
+def _energy_line(en: dict | None) -> str:
+    if not en or en.get("tokens_per_kwh") is None:
+        return f"n/a ({en['note']})" if en and en.get("note") else "n/a"
+    return (f"{fmt.count(en['tokens_per_kwh'])} tokens/kWh, {fmt.count(en['tokens_per_s_per_mw'])} tokens/s per MW "
+            f"(facility {fmt.fixed(en['facility_power_kw'], 1)} kW at PUE {en['pue']:g})")
 
 
 def cpmt_explain(r: dict) -> str:
@@ -194,6 +203,23 @@ def cpmt_explain(r: dict) -> str:
     out.append("Step 6 — break-even")
     out.append(f"  design B beats this one iff η_B/η_A > C_B/C_A = 1 + f·p; with f = {fmt.fixed(b['network_share'], 4)}, "
                f"a network p = {fmt.percent(b['example_network_premium'], 0)} dearer needs η_B/η_A > {fmt.ratio(b['example_eta_ratio_needed'])}")
+    en = r.get("energy") or {}
+    out.append("Step 7 — energy (served tokens per unit of facility power)")
+    if en.get("tokens_per_kwh") is None:
+        out.append(f"  n/a: {en.get('note') or 'not computed'}")
+    else:
+        for name, a in c["accelerator_pricing"].items():
+            board = val(f"accelerator.{name}.power_w")
+            ratio = val("accelerator.system_power_ratio")
+            if board is not None and ratio is not None:
+                out.append(f"  {name}: board {board:g} W × all-in ratio {ratio:.4g} = {board * ratio:,.1f} W per accelerator")
+        out.append(f"  IT power = accelerators {fmt.fixed(en['accelerators_power_kw'], 2)} kW + network "
+                   f"{fmt.fixed(en['network_power_kw'], 2)} kW = {fmt.fixed(en['it_power_kw'], 2)} kW; × PUE {en['pue']:g} "
+                   f"= facility {fmt.fixed(en['facility_power_kw'], 2)} kW")
+        out.append(f"  tokens/kWh = served {fmt.count(en['served_tokens_per_s'])} tokens/s × 3600 ÷ "
+                   f"{fmt.fixed(en['facility_power_kw'], 2)} kW = {fmt.count(en['tokens_per_kwh'])}")
+        out.append(f"  tokens/s per MW = {fmt.count(en['served_tokens_per_s'])} ÷ "
+                   f"{fmt.fixed(en['facility_power_kw'] / 1e3, 5)} MW = {fmt.count(en['tokens_per_s_per_mw'])}")
     out.append("Inputs")
     for i in r["inputs"]:
         v = i["value"]
@@ -208,7 +234,7 @@ def print_verdict(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from fabric.report.tables import break_even_lines, verdict_table
+    from fabric.report.tables import break_even_lines, verdict_table, winner_line
     t = verdict_table(summary)
     console = Console(width=None if sys.stdout.isatty() else 230, highlight=False, soft_wrap=False)
     table = Table(title=t.title + (f" (k = {summary['scale']['k']:g})" if summary["scale"].get("k") else ""),
@@ -223,6 +249,8 @@ def print_verdict(summary: dict) -> None:
     console.print("break-even (docs/economics.md): design B beats A iff η_B/η_A > 1 + f·p")
     for line in break_even_lines(summary):
         console.print(f"  {line}")
+    if winner_line(summary):
+        console.print(f"  {winner_line(summary)}")
     for nt in summary["comparison"].get("not_trusted") or []:
         console.print(f"  NOTE: {nt['design']} is {nt['verdict']}, not trusted"
                       + (f" ({', '.join(nt['tripped'])})" if nt["tripped"] else ""))

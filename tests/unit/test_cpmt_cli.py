@@ -130,3 +130,23 @@ def test_sensitivity_prints_the_tornado_widest_first(tmp_path):
     data = json.loads(invoke(run, "--sensitivity", "--json").output)
     assert data["figure"] == "cpmt_total_usd_per_mtok" and len(data["swings"]) >= 10
     assert invoke(run, "--baseline", str(run)).exit_code != 0   # --baseline needs --sensitivity
+
+
+def test_energy_in_summary_explain_and_json(tmp_path):
+    run = fx.make_run(tmp_path / "run")
+    costs = tmp_path / "c.yaml"
+    costs.write_text(yaml.safe_dump({"accelerator": {"power_w": 1000, "system_power_ratio": 1.5},
+                                     "facility": {"pue": 1.5}, "network": {"parts": fx.FREE_NETWORK}}))
+    data = json.loads(invoke(run, "--costs", costs, "--json").output)
+    en = data["energy"]
+    assert en["facility_power_kw"] == pytest.approx(36.0)
+    assert set(en) >= {"tokens_per_kwh", "tokens_per_s_per_mw", "facility_power_kw"}
+    kwh = f"{en['tokens_per_kwh']:,.0f}"
+    summary = invoke(run, "--costs", costs).output
+    line = next(x for x in summary.splitlines() if x.strip().startswith("energy"))
+    assert f"{kwh} tokens/kWh" in line and "tokens/s per MW" in line and "36.0 kW at PUE 1.5" in line
+    explain = invoke(run, "--costs", costs, "--explain").output
+    assert "Step 7" in explain
+    assert "board 1000 W × all-in ratio 1.5 = 1,500.0 W per accelerator" in explain
+    assert "accelerators 24.00 kW + network 0.00 kW = 24.00 kW; × PUE 1.5 = facility 36.00 kW" in explain
+    assert f"= {kwh}" in explain

@@ -536,3 +536,86 @@ def test_compute_comes_from_what_the_generator_used(tmp_path):
     assert inputs["serving.prefill_compute_s"]["value"] == pytest.approx(prompt_tokens / 50_000.0)
     assert r["patterns"]["moe"]["compute_s"] == 0.03
     assert not any("back-solved" in w for w in r["warnings"])
+
+
+# --------------------------------------------------------------------------------------------
+# Energy
+# --------------------------------------------------------------------------------------------
+
+FREE_NETWORK = {"switches": [{"name": "ethernet-64x400G", "roles": ["leaf", "spine"], "radix": 64, "speed": "400G",
+                              "price_usd": 0, "power_w": 0}],
+                "optics": [{"speed": "400G", "price_usd": 0, "power_w": 0}],
+                "nics": [{"speed": "400G", "price_usd": 0, "power_w": 0}]}
+
+
+def test_energy_hand_worked_with_tier_pricing(tmp_path):
+    """16 accelerators × 1,000 W board × 1.5 all-in = 24 kW, a network drawing nothing, PUE 1.5 →
+    36 kW of facility power; an ideal fabric serves 16 × 4,951 tokens/s = 79,216 tokens/s, i.e.
+    79,216 × 3,600 ÷ 36 = 7,921,600 tokens per kWh and 79,216 ÷ 0.036 = 2,200,444 tokens/s per MW.
+    The price is a tier price: the all-in power ratio applies to the energy all the same."""
+    run = make_run(tmp_path / "run")
+    costs = write_costs(tmp_path / "c.yaml", {
+        "accelerator": {"power_w": 1000, "system_power_ratio": 1.5},
+        "facility": {"pue": 1.5}, "network": {"parts": FREE_NETWORK}})
+    r = E.cpmt_for_run(run, costs)
+    assert r["cost"]["accelerator_pricing"]["H100"]["pricing"] == "tier"
+    en = r["energy"]
+    assert en["accelerators_power_kw"] == pytest.approx(24.0)
+    assert en["network_power_kw"] == 0
+    assert en["facility_power_kw"] == pytest.approx(36.0)
+    assert r["eta"]["combined"] == pytest.approx(1.0, abs=0.01)
+    assert en["tokens_per_kwh"] == pytest.approx(7_921_600, rel=0.01)
+    assert en["tokens_per_s_per_mw"] == pytest.approx(2_200_444, rel=0.01)
+    # exactly: at the measured η
+    served = r["tokens_per_s"]["served_total"]
+    assert en["tokens_per_kwh"] == pytest.approx(served * 3600 / 36.0, rel=1e-12)
+    assert en["tokens_per_s_per_mw"] == pytest.approx(served / 0.036, rel=1e-12)
+    inputs = {i["name"]: i for i in r["inputs"]}
+    assert inputs["accelerator.H100.power_w"]["value"] == 1000 and "cost file" in inputs["accelerator.H100.power_w"]["source"]
+    assert inputs["accelerator.system_power_ratio"]["value"] == 1.5
+    assert inputs["network.power_w"]["value"] == 0
+
+
+def test_energy_defaults_use_the_catalog_board_power_and_the_dgx_ratio(tmp_path):
+    """H100: 700 W × 10.2 kW / (8 × 700 W) = 1,275 W all-in, × 16 = 20.4 kW; + the design's network;
+    × PUE 1.3. A tail that halves η halves the tokens per kWh."""
+    r = E.cpmt_for_run(make_run(tmp_path / "run"))
+    net_w = r["cost"]["network_power_w"]
+    assert net_w > 0
+    en = r["energy"]
+    assert en["accelerators_power_kw"] == pytest.approx(20.4)
+    assert en["facility_power_kw"] == pytest.approx((20_400 + net_w) * 1.3 / 1000)
+    inputs = {i["name"]: i for i in r["inputs"]}
+    assert inputs["accelerator.system_power_ratio"]["value"] == pytest.approx(10200 / 5600)
+    assert "DGX H100" in inputs["accelerator.system_power_ratio"]["source"]
+    assert inputs["network.power_w"]["value"] == pytest.approx(net_w)
+    slow = E.cpmt_for_run(make_run(tmp_path / "slow", moe_tail_s=0.002))
+    assert slow["energy"]["facility_power_kw"] == pytest.approx(en["facility_power_kw"])
+    assert slow["energy"]["tokens_per_kwh"] / en["tokens_per_kwh"] == pytest.approx(
+        slow["eta"]["combined"] / r["eta"]["combined"], rel=1e-9)
+    assert slow["energy"]["tokens_per_kwh"] < 0.9 * en["tokens_per_kwh"]
+
+
+def test_energy_without_a_board_power_is_left_out_with_a_note():
+    from fabric.economics.cpmt import energy_figures
+    led = E.Ledger()
+    en = energy_figures([("decode", 8.0, "MysteryChip")], {"MysteryChip": None}, 500.0, 1.3, 1000.0, led)
+    assert en["tokens_per_kwh"] is None and en["facility_power_kw"] is None
+    assert "MysteryChip" in en["note"] and "accelerator.power_w" in en["note"]
+    # two groups, one network: 8 × 100 W + 2 × 50 W + 100 W = 1 kW IT, PUE 2 → 2 kW; 1,000 tokens/s
+    en = energy_figures([("a", 8.0, "X"), ("b", 2.0, "Y")], {"X": 100.0, "Y": 50.0}, 100.0, 2.0, 1000.0, led)
+    assert en["facility_power_kw"] == pytest.approx(2.0)
+    assert en["tokens_per_kwh"] == pytest.approx(1000 * 3600 / 2.0)
+    assert en["tokens_per_s_per_mw"] == pytest.approx(1000 / 0.002)
+
+
+def test_per_pattern_eta_intervals_and_cpmt_output_interval(tmp_path):
+    r = E.cpmt_for_run(make_run(tmp_path / "run", moe_tail_s=0.001, kv_tail_s=lambda q: 2.0 if q % 3 == 0 else 0.0))
+    iv = r["eta_interval"]
+    lo, hi = iv["moe"]
+    assert lo <= r["eta"]["moe"] <= hi and hi < 1.0       # every step carries the tail: below 1 throughout
+    assert iv["tp"] is None                                # no all-reduce in the run
+    ideal_out = r["cpmt_ideal"]["output_usd_per_mtok"]
+    c_lo, c_hi = iv["combined"]
+    assert r["cpmt_output_interval"] == pytest.approx([ideal_out / c_hi, ideal_out / c_lo])
+    assert r["cpmt_output_interval"][0] < r["cpmt_output_usd_per_mtok"] < r["cpmt_output_interval"][1]

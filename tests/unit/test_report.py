@@ -139,7 +139,7 @@ def test_html_holds_every_design_table_and_embedded_plot(built):
     for title in TABLE_TITLES + SECTIONS:
         assert title in html, title
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 4, "expected 4 embedded plots (OWD CCDF, slowdown CDF, heatmap, η/CPMT)"
+    assert len(images) == 6, "expected 6 embedded plots (OWD CCDF, slowdown CDF, heatmap, η/CPMT, tornado, break-even)"
     import base64
     for img in images:
         assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
@@ -171,8 +171,8 @@ def test_verdict_table_has_a_filled_row_per_design(built):
     assert [r[0] for r in t.rows] == ["leaf-spine-ecmp", "scheduled-fabric"]
     for row in t.rows:
         cells = dict(zip(t.headers, row))
-        assert re.match(r"\$\d+\.\d{4}$", cells["CPMT total $/Mtok"]), cells
-        assert re.match(r"\d\.\d{4}", cells["η combined (set by)"]), cells
+        assert re.match(r"\$\d+\.\d{4} \[\$\d+\.\d{4}–\$\d+\.\d{4}\]$", cells["CPMT total $/Mtok"]), cells
+        assert re.match(r"\d\.\d{4} \[\d\.\d{4}–\d\.\d{4}\]", cells["η combined (set by)"]), cells
         assert cells["η TP"].startswith("n/a [")   # no all-reduce in the profile: n/a with a reason
     assert any("no tensor-parallel all-reduce traffic" in n for n in t.notes)
     classes = T.class_table(summary)
@@ -208,7 +208,8 @@ def test_summary_json_keys_and_units(built):
                 "classes_na", "classes_spread_rsd", "eta", "cpmt", "fidelity", "repeats_ok", "scale_k"):
         assert key in d, key
     for key in ("eta_combined", "cpmt_total_usd_per_mtok", "cpmt_output_usd_per_mtok", "network_share",
-                "loss_ratio", "core_imbalance_max_over_mean"):
+                "loss_ratio", "core_imbalance_max_over_mean", "tokens_per_kwh", "tokens_per_s_per_mw",
+                "facility_power_kw"):
         assert isinstance(d["figures"][key], float), key
     assert set(d["classes"]["kv"]) >= {"owd_p50_us", "owd_p99_us", "owd_p99_9_us", "mct_p99_ms", "loss_ratio"}
     assert d["figures"]["eta_tp"] is None and "all-reduce" in d["figures_na"]["eta_tp"]
@@ -333,3 +334,137 @@ def test_welch_interval_on_hand_worked_numbers():
     assert w["p_value"] < 0.01
     assert welch([1.0], [2.0, 3.0]) is None                       # one repeat: no test
     assert welch([1.0, 1.1], [1.05, 1.0])["interval"][0] < 0       # overlapping: includes zero
+
+
+# --------------------------------------------------------------------------------------------
+# Intervals, winner, sensitivity, energy
+# --------------------------------------------------------------------------------------------
+
+def test_one_repeat_intervals_are_the_runs_bootstrap(built, two_designs):
+    from fabric.economics import cpmt_for_run
+    from fabric.report import tables as T
+    summary, paths = built
+    for d, run in zip(summary["designs"], two_designs):
+        r = cpmt_for_run(run)
+        iv = d["interval_95"]
+        assert iv["eta_combined"] == pytest.approx(r["eta_interval"]["combined"])
+        assert iv["eta_kv"] == pytest.approx(r["eta_interval"]["kv"])
+        assert iv["eta_moe"] == pytest.approx(r["eta_interval"]["moe"])
+        assert iv["eta_tp"] is None                                      # no all-reduce: no interval
+        assert iv["cpmt_total_usd_per_mtok"] == pytest.approx(r["cpmt_total_interval"])
+        assert iv["cpmt_output_usd_per_mtok"] == pytest.approx(r["cpmt_output_interval"])
+        assert d["interval_method"]["eta_combined"].startswith("bootstrap")
+        lo, hi = iv["cpmt_total_usd_per_mtok"]
+        assert lo <= d["figures"]["cpmt_total_usd_per_mtok"] <= hi
+    t = T.verdict_table(summary)
+    ecmp = dict(zip(t.headers, t.rows[0]))
+    lo, hi = summary["designs"][0]["interval_95"]["eta_moe"]
+    assert f"[{lo:.4f}–{hi:.4f}]" in ecmp["η MoE"]
+    assert any(n.startswith("[lo–hi] = 95% interval") and "bootstrap" in n for n in t.notes)
+    md = paths["md"].read_text()
+    assert ecmp["CPMT output $/Mtok"] in md and "[lo–hi] = 95% interval" in md
+    assert ecmp["CPMT output $/Mtok"] in paths["html"].read_text()
+
+
+def test_repeat_intervals_are_student_t_over_repeats(tmp_path):
+    from scipy import stats
+
+    from fabric.commands.report import summary_from_run_dirs
+    from fabric.report import tables as T
+    runs = [design_run(ECMP, tmp_path / f"ecmp-r{i}", queue_us=q, rng_seed=i) for i, q in ((1, 20), (2, 30))]
+    runs += [design_run(SPRAY, tmp_path / f"spray-r{i}", queue_us=25, rng_seed=10 + i) for i in (1, 2)]
+    s = summary_from_run_dirs(runs)
+    for d in s["designs"]:
+        x = d["samples"]["cpmt_total_usd_per_mtok"]
+        half = stats.t.ppf(0.975, 1) * np.std(x, ddof=1) / math.sqrt(2)   # t(0.975, 1) = 12.706
+        assert d["interval_95"]["cpmt_total_usd_per_mtok"] == pytest.approx([np.mean(x) - half, np.mean(x) + half])
+        assert d["interval_method"]["cpmt_total_usd_per_mtok"].startswith("repeats: Student-t")
+    # spray sits inside ECMP's spread: the CPMT difference is a tie, and no winner is called anywhere
+    comp = s["comparison"]
+    be = comp["break_even"][0]
+    assert be["cpmt_difference_significant"] is False and be["outcome"] == "tie"
+    assert "TIE" in be["statement"] and "WINS" not in be["statement"] and "does not win" not in be["statement"]
+    assert comp["winner"]["design"] is None and comp["winner"]["tied_with"]
+    assert "No winner" in comp["winner"]["statement"]
+    assert comp["lowest_cpmt_total"] in comp["winner"]["statement"]
+    assert "Student-t" in " ".join(T.verdict_table(s).notes)
+
+
+def test_a_winner_is_named_only_when_every_difference_is_significant():
+    from fabric.report.summary import FIGURES, _outcome, _winner
+
+    def entry(name, cpmt, lo, hi):
+        return {"name": name, "cpmt": {"total_usd_per_mtok": cpmt},
+                "figures": {k: None for k in FIGURES} | {"cpmt_total_usd_per_mtok": cpmt},
+                "spread_rsd": {k: None for k in FIGURES},
+                "samples": {"cpmt_total_usd_per_mtok": [cpmt]},
+                "intervals": {"cpmt_total_usd_per_mtok": [lo, hi]}, "classes": {}, "classes_spread_rsd": {}}
+    a, b, c = entry("a", 1.00, 0.95, 1.05), entry("b", 0.80, 0.78, 0.82), entry("c", 0.81, 0.79, 0.83)
+    w = _winner([a, b], "b")
+    assert w["design"] == "b" and w["significantly_below"] == ["a"]
+    w = _winner([a, b, c], "b")                       # c's interval overlaps b's: a tie, no winner
+    assert w["design"] is None and w["tied_with"] == ["c"] and w["significantly_below"] == ["a"]
+    no_interval = dict(c, intervals={})
+    w = _winner([a, b, no_interval], "b")
+    assert w["design"] is None and w["unjudged"] == ["c"]
+    assert _outcome(True, False) == "tie" and _outcome(False, False) == "tie"
+    assert _outcome(True, True) == "b_wins" and _outcome(False, None) == "a_wins_unjudged"
+
+
+def test_sensitivity_of_the_verdict_in_summary_tables_and_plots(built, two_designs):
+    from fabric.economics import cpmt_sensitivity
+    from fabric.report import tables as T
+    summary, paths = built
+    sens = summary["comparison"]["sensitivity"]
+    # the baseline is cheapest here: the tornado is of the other design against it, and says so
+    assert (sens["a"], sens["b"]) == ("leaf-spine-ecmp", "scheduled-fabric")
+    assert sens["skipped"] is None and "lowest CPMT" in sens["note"]
+    want = cpmt_sensitivity(two_designs[1], None, baseline_dir=two_designs[0])
+    assert sens["figure"] == "cpmt_ratio"
+    assert sens["base"] == pytest.approx(want["base"])
+    assert sens["base"] == pytest.approx(summary["comparison"]["break_even"][0]["cpmt_total_ratio"])
+    assert [s["input"] for s in sens["swings"]] == [s["input"] for s in want["swings"]]
+    spreads = [s["spread"] for s in sens["swings"]]
+    assert spreads == sorted(spreads, reverse=True)
+    t = T.sensitivity_table(summary)
+    assert len(t.rows) == len(sens["swings"]) and t.rows[0][0] == sens["swings"][0]["input"]
+    md = paths["md"].read_text()
+    assert "## Sensitivity of the verdict" in md and T.markdown_table(t) in md
+    curve = T.break_even_curve_table(summary)
+    assert curve.rows[1] == ["10%", "10%", "20%", "50%", "100%"]       # f = 10%: (r − 1)/f for r − 1 = 1, 2, 5, 10%
+    assert T.markdown_table(curve) in md
+    html = paths["html"].read_text()
+    assert html.index('id="sensitivity"') < html.index('alt="Sensitivity of the CPMT ratio (tornado)"')
+    assert 'alt="Break-even network premium against network share"' in html
+
+
+def test_sensitivity_is_skipped_with_a_note_when_a_design_has_no_finished_run(two_designs, tmp_path):
+    from fabric.report import tables as T
+    from fabric.report.summary import DesignRecord, RunRecord, build_summary, load_run
+    ok = DesignRecord("leaf-spine-ecmp", "leaf-spine", str(ECMP),
+                      runs=[load_run(RunRecord("leaf-spine-ecmp", 1, two_designs[0], status="ok"))])
+    bad = DesignRecord("leaf-spine-spray", "leaf-spine", str(SPRAY),
+                       runs=[RunRecord("leaf-spine-spray", 1, tmp_path / "x", status="failed", reason="boom")])
+    s = build_summary([bad, ok], repeats=1)
+    assert s["comparison"]["sensitivity"]["skipped"] == "leaf-spine-spray has no finished run with a cost model"
+    assert "swings" not in s["comparison"]["sensitivity"]
+    assert T.sensitivity_table(s).notes == ["n/a: leaf-spine-spray has no finished run with a cost model"]
+    assert "break-even-curve" not in T.all_tables(s)
+    assert build_summary([ok], repeats=1)["comparison"]["sensitivity"] is None    # one design: nothing to compare
+
+
+def test_energy_next_to_cpmt_in_the_design_table(built, two_designs):
+    from fabric.economics import cpmt_for_run
+    from fabric.report import tables as T
+    summary, _ = built
+    t = T.economics_table(summary)
+    for row, d, run in zip(t.rows, summary["designs"], two_designs):
+        cells = dict(zip(t.headers, row))
+        en = cpmt_for_run(run)["energy"]
+        assert d["energy"]["tokens_per_kwh"] == pytest.approx(en["tokens_per_kwh"])
+        assert cells["Tokens per kWh"] == f"{en['tokens_per_kwh']:,.0f}"
+        assert cells["Tokens/s per MW"] == f"{en['tokens_per_s_per_mw']:,.0f}"
+        assert cells["CPMT total $/Mtok"].startswith(f"${d['figures']['cpmt_total_usd_per_mtok']:.4f} [")
+    # the slower fabric serves fewer tokens from (about) the same power
+    ecmp, sched = summary["designs"]
+    assert sched["energy"]["tokens_per_kwh"] < ecmp["energy"]["tokens_per_kwh"]
