@@ -435,6 +435,8 @@ def test_sensitivity_of_the_verdict_in_summary_tables_and_plots(built, two_desig
     assert T.markdown_table(curve) in md
     html = paths["html"].read_text()
     assert html.index('id="sensitivity"') < html.index('alt="Sensitivity of the CPMT ratio (tornado)"')
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)      # anchors stay unique
     assert 'alt="Break-even network premium against network share"' in html
 
 
