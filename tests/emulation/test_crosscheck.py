@@ -1,0 +1,44 @@
+"""Cross-validation of the two engines: the same small design and schedule on the emulator and, at
+the emulator's k, on the packet simulator; loss, MCT and one-way delay per class must agree within
+the cross-check's tolerance (10%), widened only by what this machine's emulator measured as its own
+noise floor (the simulator has none)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fabric.crosscheck import TOLERANCE, crosscheck
+from fabric.emu.runner import RunOptions
+from fabric.topology import build_fabric
+from tests.emulation.conftest import messages, small_spec
+
+pytest.importorskip("ns3", reason="the packet simulator needs the ns3 wheel (sudo make setup)")
+
+
+def _incast_and_background():
+    """Sprayed fabric (no hash to disagree on): a 3:1 incast of 8 MB messages into h0 every 40 ms,
+    and a steady background flow between two other hosts."""
+    rows = []
+    for r in range(10):
+        t = 0.04 * r
+        rows += [(t, src, "h0", 8e6, "incast") for src in ("h5", "h6", "h7")]
+        rows.append((t + 0.02, "h1", "h8", 2e6, "background"))
+    return messages(rows)
+
+
+def test_emulator_and_simulator_agree_at_the_same_k(tmp_path):
+    spec = small_spec(load_balancing={"mode": "spray"}, buffer_per_port="4MB")
+    g = build_fabric(spec)
+    result = crosscheck(spec, g, _incast_and_background(), tmp_path / "xc", RunOptions(seed=1))
+    if result["emu_fidelity"] != "trusted":
+        pytest.skip(f"the emulator run was {result['emu_fidelity']} on this machine: nothing to cross-check against")
+    noise_us = json.loads((tmp_path / "xc/emu/metrics.json").read_text())["noise_floor"]["owd_us"]["p99"]
+    for row in result["rows"]:
+        if row["rel_diff"] is None:
+            continue
+        # A time figure close to the emulator's own noise floor cannot agree better than that floor.
+        scale_us = {"µs": 1.0, "ms": 1e3}.get(row["unit"])
+        slack = 2 * noise_us / (max(row["emu"], row["sim"]) * scale_us) if scale_us else 0.0
+        assert row["rel_diff"] <= TOLERANCE + slack, row
