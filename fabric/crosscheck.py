@@ -30,6 +30,9 @@ FIGURES = (("loss", ("loss_ratio",), ""), ("MCT p50", ("mct_ms", "p50"), "ms"), 
 # Loss below this on both engines is "none" and compared as equal (a relative error of 0.1% vs
 # 0.2% is noise, not a disagreement).
 LOSS_FLOOR = 0.005
+# A p99 over fewer samples is the maximum of a handful: one straggler decides it on either engine.
+# Below this many messages (or packets) a class's p99 is shown but not compared.
+MIN_SAMPLES_FOR_P99 = 100
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,16 @@ class Row:
     unit: str
     emu: float | None
     sim: float | None
+    samples: int | None = None   # messages (MCT) or received packets (OWD) behind the figure, fewer of both
+
+
+    @property
+    def comparable(self) -> bool:
+        return not (self.figure.endswith("p99") and self.samples is not None and self.samples < MIN_SAMPLES_FOR_P99)
 
     @property
     def rel_diff(self) -> float | None:
-        if self.emu is None or self.sim is None:
+        if self.emu is None or self.sim is None or not self.comparable:
             return None
         if self.figure == "loss" and max(self.emu, self.sim) < LOSS_FLOOR:
             return 0.0
@@ -58,7 +67,8 @@ class Row:
 
     def to_dict(self) -> dict:
         return {"class": self.kind, "figure": self.figure, "unit": self.unit, "emu": self.emu, "sim": self.sim,
-                "rel_diff": self.rel_diff, "agrees": self.agrees}
+                "samples": self.samples, "rel_diff": self.rel_diff, "agrees": self.agrees,
+                "note": None if self.comparable else f"p99 of {self.samples} samples: not compared"}
 
 
 def _figure(metrics: dict, kind: str, path: tuple[str, ...]) -> float | None:
@@ -71,7 +81,15 @@ def _figure(metrics: dict, kind: str, path: tuple[str, ...]) -> float | None:
 def compare_metrics(emu: dict, sim: dict) -> list[Row]:
     """Per class present in both metrics.json, the figures of :data:`FIGURES` side by side."""
     kinds = sorted(set(emu.get("classes", {})) & set(sim.get("classes", {})))
-    return [Row(kind, label, unit, _figure(emu, kind, path), _figure(sim, kind, path))
+
+    def samples(kind: str, path: tuple[str, ...]) -> int | None:
+        key = {"mct_ms": ("mct_ms", "n"), "owd_us": ("owd_us", "n_rx")}.get(path[0])
+        if key is None:
+            return None
+        counts = [_figure(m, kind, key) for m in (emu, sim)]
+        return int(min(counts)) if all(c is not None for c in counts) else None
+
+    return [Row(kind, label, unit, _figure(emu, kind, path), _figure(sim, kind, path), samples(kind, path))
             for kind in kinds for label, path, unit in FIGURES]
 
 

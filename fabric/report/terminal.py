@@ -322,7 +322,7 @@ def crosscheck_table(r: dict) -> str:
                 return fmt.NA
             return fmt.percent(v, 2) if row["figure"] == "loss" else fmt.fixed(v, 3) + unit
         diff = fmt.NA if row["rel_diff"] is None else fmt.percent(row["rel_diff"], 1)
-        flag = "" if row["agrees"] is not False else "  DISAGREE"
+        flag = "  DISAGREE" if row["agrees"] is False else (f"  ({row['note']})" if row.get("note") else "")
         lines.append(f"  {row['class']:<14} {row['figure']:<9} {show(row['emu']):>12} {show(row['sim']):>12} "
                      f"{diff:>7}{flag}")
     lines.append("engines agree" if r["agree"] else "engines DISAGREE on the rows marked; see "

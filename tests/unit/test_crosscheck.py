@@ -33,3 +33,14 @@ def test_table_names_the_scale_and_marks_disagreement():
     text = crosscheck_table({"design": "d", "emu_fidelity": "trusted", "scale_k": 2000.0, "dilation": 1.0,
                              "tolerance": TOLERANCE, "rows": rows, "agree": False, "emu_dir": "e", "sim_dir": "s"})
     assert "k = 2000" in text and "DISAGREE" in text.splitlines()[2]
+
+
+def test_a_p99_of_a_handful_of_messages_is_shown_but_not_compared():
+    emu, sim = _metrics(0.0, 1.0, 50.0), _metrics(0.0, 1.0, 80.0)
+    for m in (emu, sim):
+        m["classes"]["kv"]["mct_ms"]["n"] = 30
+        m["classes"]["kv"]["owd_us"]["n_rx"] = 5000
+    rows = {r.figure: r for r in compare_metrics(emu, sim)}
+    assert rows["MCT p99"].rel_diff is None and rows["MCT p99"].to_dict()["note"] == "p99 of 30 samples: not compared"
+    assert rows["MCT p50"].rel_diff == 0.0
+    assert rows["OWD p99"].agrees is False                   # 5,000 packets: compared, and 50 vs 80 µs disagree
