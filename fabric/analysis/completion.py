@@ -244,8 +244,6 @@ def message_completion(messages: pd.DataFrame, receipt: pd.DataFrame, send_rate_
     rec_mct = recovery_completion_ns((first_lost - sched).astype(np.float64), resend, send_rate,
                                      rto_ns, idle_path_delay_ns)
     rx_mct = (receipt["last_rx_ns"].to_numpy(np.int64) - sched).astype(np.float64)
-    mct = np.where(recovered, rec_mct, rx_mct)
-    done = np.where(np.isfinite(mct), sched + np.nan_to_num(np.rint(mct)).astype(np.int64), -1)
     bits = wire_bits(messages["bytes_emulated"].to_numpy(), messages["packets"].to_numpy())
     forward = receipt["forward_ns"].to_numpy(np.float64) if "forward_ns" in receipt else np.zeros(len(sched))
     n_packets = messages["packets"].to_numpy(np.int64)
@@ -260,6 +258,11 @@ def message_completion(messages: pd.DataFrame, receipt: pd.DataFrame, send_rate_
     ideal = (began - sched) + ideal_completion_ns(
         began, messages["src"].to_numpy(dtype=object), messages["dst"].to_numpy(dtype=object), emulated, n_packets,
         payload_bytes, send_rate, recv_rate_bps, forward, idle_path_delay_ns)
+    # A message that lost packets cannot complete before its contention-free ideal: the recovery
+    # model resends at the sender's line rate and does not see the receiver the resends share
+    # (an incast of hot-expert dispatches would otherwise "recover" faster than it could ever arrive).
+    mct = np.where(recovered, np.fmax(rec_mct, ideal), rx_mct)
+    done = np.where(np.isfinite(mct), sched + np.nan_to_num(np.rint(mct)).astype(np.int64), -1)
     with np.errstate(divide="ignore", invalid="ignore"):
         slowdown = np.where(ideal > 0, mct / ideal, np.nan)
     return pd.DataFrame({"done_ns": done, "mct_ns": mct, "ideal_ns": ideal,
