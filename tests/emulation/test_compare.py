@@ -49,7 +49,8 @@ def test_compare_reports_both_designs_with_filled_columns(compared):
         assert (Path(d["runs"][0]["run_dir"]) / "metrics.json").exists()
     assert len(s["comparison"]["break_even"]) == 1
     html = (out / "report.html").read_text()
-    assert html.count('<img src="data:image/png;base64,') == 4
+    # four comparison plots, plus the verdict's tornado and break-even curve (docs/reading-the-report.md)
+    assert html.count('<img src="data:image/png;base64,') == 6
     for name in ("leaf-spine-ecmp", "scheduled-fabric"):
         assert name in html and name in output
     from fabric.report import tables as T
