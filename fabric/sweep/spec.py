@@ -21,10 +21,17 @@ Format (paths relative to the sweep file)::
         key: workload.patterns[kv].arrivals.rate_per_s
         range: [10, 200]
         steps: 4
+    kpis:                               # optional (needs follows:): the draft's KPIs, by its names
+      - {kpi: KV_xfer_latency, measure: mct_us.kv.p99}
+      - {kpi: latency degradation factor, measure: ttft_ms.p99, baseline: points[0]}
 
 Keys start with ``design.`` (a dotted path into the design YAML) or ``workload.`` (into the
 profile); :mod:`fabric.sweep.paths` reads them. This module checks the file's own shape; whether
 each value is one the design or profile parser accepts is checked by :mod:`fabric.sweep.plan`.
+
+``kpis:`` names KPIs of draft-calabria-bmwg-ai-fabric-inference-bench (:data:`DRAFT_KPIS`), each
+with a measure from :data:`MEASURES` (what a run directory holds); :mod:`fabric.sweep.results`
+computes them into ``sweep.parquet`` and a KPI table of ``sweep.md``.
 """
 
 from __future__ import annotations
@@ -41,6 +48,51 @@ ENGINES = ("sim", "emu")
 TARGETS = ("design", "workload")
 FIND_DIRECTIVES = ("max_rate_within_slo",)
 MAX_FIND_STEPS = 12
+
+# The KPI names a sweep may report (`kpis:`), as draft-calabria-bmwg-ai-fabric-inference-bench-05
+# (8 October 2026) spells them, with the section defining each: the KPI tables of §4 and the derived
+# metrics its tests name. A name outside this list is refused, so a report never invents one.
+DRAFT_KPIS = {
+    "TTFT": "§4.1", "ITL": "§4.1", "TTFT_fabric": "§4.1", "ITL_fabric": "§4.1", "E2E_latency": "§4.1",
+    "TPS_input": "§4.2", "TPS_output": "§4.2", "TPS_per_GPU": "§4.2", "Goodput": "§4.2", "Request_Rate": "§4.2",
+    "Prefix_cache_hit_rate": "§4.2", "JFI_decode": "§4.2",
+    "KV_xfer_latency": "§4.3", "KV_xfer_bandwidth": "§4.3", "EP_alltoall_latency": "§4.3",
+    "EP_alltoall_bandwidth": "§4.3", "Fabric_FCT": "§4.3", "Buffer_utilization": "§4.3", "ECN_marking_rate": "§4.3",
+    "PFC_frame_count": "§4.3", "Link_utilization": "§4.3", "Packet_drop_rate": "§4.3",
+    "tail latency spread": "§5.2", "aggregate throughput": "§5.3, §8.1", "JFI": "§5.3, §8.3, §9.3",
+    "scaling efficiency": "§7.3", "contention penalty": "§7.4", "max/min ratio": "§9.4",
+    "latency degradation factor": "§10.4",
+}
+
+# What a KPI is computed from: ``family`` or ``family.<class>`` or ``family.<class>.<stat>`` (a class
+# is a message kind: kv, a2a_dispatch, permutation, ...). family -> (takes a class, stats, unit, meaning).
+PERCENTILE_STATS = ("p50", "p90", "p95", "p99", "p99.9", "max", "mean")
+MEASURES = {
+    "mct_us": (True, PERCENTILE_STATS, "µs", "message completion time of the class (last packet in − scheduled "
+                                             "start; loss-recovered messages included)"),
+    "mct_spread_us": (True, (), "µs", "P99 − P50 of the class's message completion time"),
+    "group_us": (True, PERCENTILE_STATS, "µs", "group completion time: a request's KV shards, one all-to-all "
+                                               "phase of one MoE layer, one incast round (last member in − "
+                                               "first scheduled start)"),
+    "group_gbyte_s": (True, (), "GB/s", "mean over the class's groups of group bytes ÷ group completion time"),
+    "goodput_gbyte_s": (True, (), "GB/s", "bytes of the class delivered ÷ the class's span (first send to last "
+                                          "arrival)"),
+    "loss_ppm": (True, (), "ppm", "packets of the class lost per million sent"),
+    "jain_dst": (True, (), "", "Jain's index over per-destination goodput of the class (metrics.json fairness)"),
+    "maxmin_dst": (True, (), "×", "highest ÷ lowest per-destination goodput of the class"),
+    "jain_pair": (True, (), "", "Jain's index over the class's (source, destination) pairs of each pair's "
+                                "transfer rate: its bytes ÷ the sum of its messages' completion times"),
+    "uplink_util_pct": (False, ("max", "min", "mean"), "%", "mean utilization over the run of each edge → core "
+                                                             "link (uplink) of an edge switch that sent any"),
+    "uplink_jain": (False, (), "", "Jain's index over the uplinks' mean utilization (same uplinks)"),
+    "buffer_peak_pct": (False, (), "%", "largest backlog seen on any switch egress port ÷ its buffer"),
+    "ttft_ms": (False, ("p99",), "ms", "TTFT of the KV pattern's requests (fabric cpmt: queue + prefill + KV "
+                                       "group + first decode step)"),
+    "ttft_fabric_ms": (False, ("p50", "p99"), "ms", "completion of a request's KV shards (fabric cpmt)"),
+    "tpot_ms": (False, ("p99",), "ms", "time per output token of the decode patterns, the larger of MoE and TP "
+                                       "(fabric cpmt)"),
+}
+RATIOS = ("this/baseline", "baseline/this")
 
 
 @dataclass(frozen=True)
@@ -65,6 +117,26 @@ class FindSpec:
 
 
 @dataclass(frozen=True)
+class KpiSpec:
+    """One ``kpis:`` entry: a draft KPI name, the measure it is computed from, and optionally a
+    baseline point the measure is divided by (or divides)."""
+
+    kpi: str                # a DRAFT_KPIS name
+    measure: str            # as written, e.g. "mct_us.kv.p99"
+    family: str             # a MEASURES key
+    cls: str | None         # message kind, for per-class families
+    stat: str | None
+    label: str              # column of sweep.parquet (with "kpi." before it) and of sweep.md's KPI table
+    where: str              # "kpis[i]", for errors
+    baseline: tuple | None = None   # ("point" | "values", ((key text, value), ...)), see _baseline
+    ratio: str = "this/baseline"
+
+    @property
+    def unit(self) -> str:
+        return "×" if self.baseline is not None else MEASURES[self.family][2]
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     name: str
     description: str
@@ -82,6 +154,7 @@ class SweepSpec:
     find: FindSpec | None = None
     content_sha256: str = ""
     grid: dict = field(default_factory=dict)  # key text -> values, as written (grid sweeps)
+    kpis: tuple[KpiSpec, ...] = ()
 
 
 def sweep_key(text, source: str, where: str) -> SweepKey:
@@ -187,11 +260,12 @@ def parse_sweep(data: dict, source: str = "<sweep>", digest: str = "") -> SweepS
         points, where = [()], ["the base design and workload"]
 
     find = _find(top, source) if top.has("find") else top.raw("find", None)
+    kpis = _kpis(top, source, follows, keys, grid, points if top.has("points") else [])
     top.finish()
     return SweepSpec(name=name, description=description, follows=follows, source=source, design_path=design,
                      workload_path=workload, engines=tuple(engines), seeds=seeds, scale=scale, costs_path=costs,
                      keys=tuple(keys.values()), points=tuple(points), where=tuple(where), find=find,
-                     content_sha256=digest, grid=grid)
+                     content_sha256=digest, grid=grid, kpis=kpis)
 
 
 def _find(top: Section, source: str) -> FindSpec:
@@ -213,3 +287,98 @@ def _find(top: Section, source: str) -> FindSpec:
     d.finish()
     sec.finish()
     return FindSpec(directive, key, float(rng[0]), float(rng[1]), steps, where)
+
+
+def parse_measure(text, source: str, where: str) -> tuple[str, str | None, str | None]:
+    """``family[.class][.stat]`` -> (family, class, stat); a SpecError naming ``where`` otherwise."""
+    from fabric.workloads.patterns import KINDS
+
+    def fail(problem: str) -> SpecError:
+        return SpecError(source, where, f"got {text!r}; {problem}")
+
+    if not isinstance(text, str) or not text.strip():
+        raise fail(f"expected a measure such as mct_us.kv.p99; valid families: {', '.join(MEASURES)}")
+    family, _, rest = text.strip().partition(".")
+    if family not in MEASURES:
+        raise fail(f"unknown measure {family!r}; valid: {', '.join(MEASURES)}")
+    per_class, stats, _, _ = MEASURES[family]
+    cls = None
+    if per_class:
+        # The stat may hold a dot itself (p99.9), so the class is what comes before the first one.
+        cls, _, rest = rest.partition(".")
+        if cls not in KINDS:
+            raise fail(f"{family} needs a traffic class (message kind) next: {family}.<class>"
+                       f"{'.<stat>' if stats else ''}; valid classes: {', '.join(KINDS)}")
+    stat = rest or None
+    if stats and stat not in stats:
+        raise fail(f"{family} takes one of {', '.join(stats)} last, e.g. {family}{'.kv' if per_class else ''}"
+                   f".{stats[0]}")
+    if not stats and stat is not None:
+        raise fail(f"{family} takes no statistic after {family}{'.' + cls if cls else ''}")
+    return family, cls, stat
+
+
+def _kpi_label(kpi: str, family: str, stat: str | None, baseline) -> str:
+    """``KV_xfer_latency P99.9 (µs)``: the draft's name, the statistic, the unit."""
+    stat_text = {"mean": "mean", "max": "max", "min": "min"}.get(stat, (stat or "").upper())
+    unit = "×" if baseline is not None else MEASURES[family][2]
+    return " ".join(x for x in (kpi, stat_text) if x) + (f" ({unit})" if unit else "")
+
+
+def _kpis(top: Section, source: str, follows: str, keys: dict, grid: dict, points: list) -> tuple[KpiSpec, ...]:
+    raw = top.raw("kpis", None)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise top.fail("kpis", f"got {raw!r}; expected a list of {{kpi: NAME, measure: MEASURE}} mappings")
+    if not follows:
+        raise top.fail("kpis", "KPIs are named after a method: give follows: (the draft, its revision and section)")
+    out: list[KpiSpec] = []
+    labels: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"kpis[{i}]"
+        sec = Section(item, source, where)
+        kpi = sec.raw("kpi")
+        if kpi not in DRAFT_KPIS:
+            raise sec.fail("kpi", f"got {kpi!r}; not a KPI name of draft-calabria-bmwg-ai-fabric-inference-bench-05; "
+                                  f"valid: {', '.join(DRAFT_KPIS)}")
+        measure = sec.raw("measure")
+        family, cls, stat = parse_measure(measure, source, f"{where}.measure")
+        baseline = _baseline(sec, source, keys, grid, points) if sec.has("baseline") else sec.raw("baseline", None)
+        ratio = sec.choice("ratio", RATIOS, "this/baseline")
+        if sec.has("ratio") and baseline is None:
+            raise sec.fail("ratio", "a ratio needs a baseline: point")
+        label = sec.text("label", _kpi_label(kpi, family, stat, baseline))
+        if label in labels:
+            raise sec.fail("label", f"got {label!r}, already the label of an earlier KPI; give each a label: of its own")
+        labels.add(label)
+        sec.finish()
+        out.append(KpiSpec(kpi, measure.strip(), family, cls, stat, label, where, baseline, ratio))
+    return tuple(out)
+
+
+def _baseline(sec: Section, source: str, keys: dict, grid: dict, points: list) -> tuple:
+    """``points[i]`` (a sweep with points:): ("point", that point's (key, value) pairs); or a mapping of
+    swept keys to the values the baseline has instead of the point's (null: the key unset), as
+    ("values", pairs)."""
+    raw = sec.raw("baseline")
+    where = sec.key("baseline")
+    if isinstance(raw, str):
+        import re
+        m = re.fullmatch(r"points\[(\d+)\]", raw.strip())
+        if not m or not points:
+            raise SpecError(source, where, f"got {raw!r}; expected points[i] (in a sweep with points:) or a mapping "
+                                           f"of swept keys to the baseline's values")
+        i = int(m.group(1))
+        if i >= len(points):
+            raise SpecError(source, where, f"got {raw!r}; points has {len(points)} entries (0..{len(points) - 1})")
+        return ("point", tuple((k.text, v) for k, v in points[i]))
+    if not isinstance(raw, dict) or not raw:
+        raise SpecError(source, where, f"got {raw!r}; expected points[i] or a mapping of swept keys to values")
+    for text, value in raw.items():
+        if text not in keys:
+            raise SpecError(source, f"{where}.{text}", f"got {text!r}; not a swept key of this file; swept: "
+                                                        f"{', '.join(keys) or 'none'}")
+        if text in grid and value not in grid[text]:
+            raise SpecError(source, f"{where}.{text}", f"got {value!r}; not a value the grid sweeps ({grid[text]!r})")
+    return ("values", tuple(raw.items()))
