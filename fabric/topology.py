@@ -10,6 +10,11 @@ Addressing plan (private, inside the run's own namespaces only):
 * host links: edge switch ``i`` owns ``10.64.0.0/10`` slice ``i`` as a /23; host ``j`` on it uses
   the /31 ``base + 2j`` (switch side even, host side odd);
 * fabric links: consecutive /31s from ``10.0.0.0/10`` (edge side even, core side odd).
+
+A host with several NICs (its group's ``nic_count``) has ONE host link at ``nic_count × nic_rate``
+(``nic_striping: split``: every message is spread evenly over the NICs, so they act as one
+link); the link records ``ports`` and ``port_rate_bps`` so the bill of materials counts each
+NIC, cable end and switch port at its own speed.
 """
 
 from __future__ import annotations
@@ -98,10 +103,14 @@ def _two_tier(spec: FabricSpec) -> nx.MultiGraph:
             group = group_of_host[host_index]
             switch_ip = str(ipaddress.IPv4Address(base + 2 * j))
             host_ip = str(ipaddress.IPv4Address(base + 2 * j + 1))
+            # nic_rate_bps is the host's whole link (all its NICs): what every engine shapes and
+            # every analysis divides by; nic_count and nic_port_rate_bps say what it is made of.
             g.add_node(host, role="host", tier="host", index=host_index, edge=edge, group=group.name,
                        accelerator=group.accelerator, host_role=group.role, address=host_ip,
-                       gateway=switch_ip, nic_rate_bps=spec.host_link_rate_bps)
-            g.add_edge(host, edge, key=0, kind="host", rate_bps=spec.host_link_rate_bps,
+                       gateway=switch_ip, nic_rate_bps=group.host_rate_bps, nic_count=group.nic_count,
+                       nic_port_rate_bps=group.nic_rate_bps)
+            g.add_edge(host, edge, key=0, kind="host", rate_bps=group.host_rate_bps,
+                       ports=group.nic_count, port_rate_bps=group.nic_rate_bps,
                        buffer_bytes=spec.buffer_per_port_bytes, link_id=f"{host}-{edge}",
                        addr={host: host_ip, edge: switch_ip}, ifname={host: ifname(host), edge: ifname(edge)})
             host_index += 1
@@ -183,21 +192,27 @@ def fabric_facts(g: nx.MultiGraph) -> dict:
     spec: FabricSpec = g.graph["spec"]
     host_links = [d for _, _, d in g.edges(data=True) if d["kind"] == "host"]
     fabric_links = [d for _, _, d in g.edges(data=True) if d["kind"] == "fabric"]
-    per_edge_down = spec.hosts_per_edge * spec.host_link_rate_bps
+    edge_down = [sum(d["rate_bps"] for _, _, d in g.edges(edge, data=True) if d["kind"] == "host")
+                 for edge in sorted((n for n, d in g.nodes(data=True) if d["tier"] == "edge"),
+                                    key=lambda n: g.nodes[n]["index"])]
     per_edge_up = spec.cores * spec.links_per_pair * spec.effective_fabric_link_rate_bps
-    # Bisection: the cut between two halves of the edge switches (and their hosts); all traffic
-    # across it crosses the core tier, so it is the smaller of the halves' uplink and host capacity.
+    # Bisection: the worst cut between two halves of the edge switches (and their hosts); all
+    # traffic across it crosses the core tier, so it is the smaller of a half's uplinks and the
+    # host capacity of the half with the slowest hosts.
     half = spec.edges // 2
-    bisection_bps = min(half * per_edge_up, half * per_edge_down) if spec.edges > 1 else 0
+    bisection_bps = min(half * per_edge_up, sum(sorted(edge_down)[:half])) if spec.edges > 1 else 0
 
     ports = {}
     for role in (spec.edge_role, spec.core_role):
-        members = [n for n, d in g.nodes(data=True) if d["role"] == role]
-        by_speed: Counter = Counter()
-        for _, _, d in g.edges(members[0], data=True):
-            by_speed[_speed_label(d["rate_bps"])] += 1
-        ports[role] = {"count": len(members), "ports_per_switch": sum(by_speed.values()),
-                       "ports_by_speed": dict(by_speed)}
+        members = sorted((n for n, d in g.nodes(data=True) if d["role"] == role), key=lambda n: g.nodes[n]["index"])
+        layouts: Counter = Counter(tuple(sorted(_switch_ports(g, m).items())) for m in members)
+        first = _switch_ports(g, members[0])
+        ports[role] = {"count": len(members), "ports_per_switch": sum(first.values()), "ports_by_speed": first}
+        if len(layouts) > 1:
+            # Hosts of different rates make edge switches differ: one entry per port layout.
+            ports[role]["layouts"] = [{"count": n, "ports_per_switch": sum(c for _, c in layout),
+                                       "ports_by_speed": dict(layout)}
+                                      for layout, n in sorted(layouts.items(), key=lambda e: (-e[1], e[0]))]
 
     namespaces = g.number_of_nodes()
     emulable = namespaces <= MAX_EMULATED_NAMESPACES
@@ -209,14 +224,18 @@ def fabric_facts(g: nx.MultiGraph) -> dict:
         "links": {"host": len(host_links), "fabric": len(fabric_links),
                   "total": len(host_links) + len(fabric_links)},
         "host_link_rate_bps": spec.host_link_rate_bps,
+        "host_link_mix": host_link_mix(g),
         "fabric_link_rate_bps": spec.effective_fabric_link_rate_bps,
-        "oversubscription": per_edge_down / per_edge_up,
+        # The busiest edge switch's: host link capacity under it ÷ its uplink capacity.
+        "oversubscription": max(edge_down) / per_edge_up,
         "bisection_bps": bisection_bps,
         "ecmp_paths_between_edges": spec.cores * spec.links_per_pair,
         "load_balancing": spec.load_balancing.mode,
         "ports": ports,
         "bom": bill_of_materials(g),
-        "host_groups": [{"name": grp.name, "count": grp.count, "accelerator": grp.accelerator, "role": grp.role}
+        "host_groups": [{"name": grp.name, "count": grp.count, "accelerator": grp.accelerator, "role": grp.role,
+                         "nic_count": grp.nic_count, "nic_rate_bps": grp.nic_rate_bps, "nic_from": grp.nic_from,
+                         "host_rate_bps": grp.host_rate_bps}
                         for grp in spec.host_groups],
         "emulable": emulable,
         "emulable_reason": (f"{namespaces} namespaces; fits this machine (at most {MAX_EMULATED_NAMESPACES})"
@@ -226,24 +245,53 @@ def fabric_facts(g: nx.MultiGraph) -> dict:
     }
 
 
+def host_link_mix(g: nx.MultiGraph) -> list[dict]:
+    """The host links by rate, fastest first: ``[{rate_bps, nic_count, nic_rate_bps, hosts}]``
+    (one entry when every host has the same NICs)."""
+    mix: Counter = Counter((d["nic_rate_bps"], d["nic_count"], d["nic_port_rate_bps"])
+                           for _, d in g.nodes(data=True) if d["role"] == "host")
+    return [{"rate_bps": rate, "nic_count": count, "nic_rate_bps": port, "hosts": n}
+            for (rate, count, port), n in sorted(mix.items(), key=lambda e: (-e[0][0], -e[0][2]))]
+
+
+def host_link_label(rate_bps: float, nic_count: int, nic_rate_bps: float) -> str:
+    """``800G``, or ``600G (3 x 200G)`` for a host whose link is several NICs."""
+    if nic_count == 1:
+        return _speed_label(rate_bps)
+    return f"{_speed_label(rate_bps)} ({nic_count} x {_speed_label(nic_rate_bps)})"
+
+
+def _switch_ports(g: nx.MultiGraph, node: str) -> dict[str, int]:
+    """A switch's physical ports by speed: a host link of several NICs takes one port per NIC."""
+    by_speed: Counter = Counter()
+    for _, _, d in g.edges(node, data=True):
+        by_speed[_speed_label(d.get("port_rate_bps", d["rate_bps"]))] += d.get("ports", 1)
+    return dict(by_speed)
+
+
 def bill_of_materials(g: nx.MultiGraph) -> dict:
     """Switches by role, radix and port speed; optics per link end; NICs — counted from the graph.
 
     Every link end counts one optic (host links included: NIC-side and switch-side pluggables),
-    as in the build sheets cited in docs/economics.md.
+    as in the build sheets cited in docs/economics.md. A host of ``nic_count`` NICs has that many
+    cables: ``nic_count`` NICs, ``2 × nic_count`` optics and ``nic_count`` switch ports, each at
+    one NIC's speed.
     """
     switches_by_kind: Counter = Counter()
     for node, data in g.nodes(data=True):
         if data["role"] == "host":
             continue
-        speeds = Counter(_speed_label(d["rate_bps"]) for _, _, d in g.edges(node, data=True))
+        speeds = _switch_ports(g, node)
         radix = sum(speeds.values())
         top_speed = max(speeds, key=lambda s: (speeds[s], s))
         switches_by_kind[(data["role"], radix, top_speed)] += 1
     optics: Counter = Counter()
     for _, _, d in g.edges(data=True):
-        optics[_speed_label(d["rate_bps"])] += 2
-    nics: Counter = Counter(_speed_label(d["nic_rate_bps"]) for _, d in g.nodes(data=True) if d["role"] == "host")
+        optics[_speed_label(d.get("port_rate_bps", d["rate_bps"]))] += 2 * d.get("ports", 1)
+    nics: Counter = Counter()
+    for _, d in g.nodes(data=True):
+        if d["role"] == "host":
+            nics[_speed_label(d.get("nic_port_rate_bps", d["nic_rate_bps"]))] += d.get("nic_count", 1)
     return {
         "switches": [{"role": role, "radix": radix, "speed": speed, "count": count}
                      for (role, radix, speed), count in sorted(switches_by_kind.items())],

@@ -10,10 +10,17 @@ import typer
 
 from fabric import fmt
 from fabric.specs import load_fabric_spec
-from fabric.topology import build_fabric, fabric_facts
-from fabric.units import format_rate
+from fabric.topology import build_fabric, fabric_facts, host_link_label
+from fabric.units import format_rate, parse_rate_bps
 
 app = typer.Typer(no_args_is_help=True)
+# Where a host group's NICs came from (fabric.specs.NIC_SOURCES), in words.
+NIC_FROM = {"group": "the group's nic_rate", "host_link_rate": "the design's host_link_rate",
+            "catalog": "the accelerator catalog"}
+
+
+def _bps(label: str) -> float:
+    return parse_rate_bps(label)
 
 
 @app.command("validate")
@@ -38,7 +45,12 @@ def show(file: Path = typer.Argument(..., help="Fabric design YAML file."),
     plural = {"leaf": "leaves", "spine": "spines", "ncp": "NCPs", "ncf": "NCFs"}
     sw = ", ".join(f"{n} {plural[role]}" for role, n in facts["switches"].items())
     typer.echo(f"{facts['name']} ({facts['kind']}): {spec.description}")
-    typer.echo(f"  hosts            {facts['hosts']} at {format_rate(facts['host_link_rate_bps'])}bit/s")
+    mix = facts["host_link_mix"]
+    if len(mix) == 1 and mix[0]["nic_count"] == 1:
+        typer.echo(f"  hosts            {facts['hosts']} at {format_rate(mix[0]['rate_bps'])}bit/s")
+    else:
+        typer.echo(f"  hosts            {facts['hosts']}: " + ", ".join(
+            f"{m['hosts']} at {host_link_label(m['rate_bps'], m['nic_count'], m['nic_rate_bps'])}" for m in mix))
     typer.echo(f"  switches         {sw}")
     typer.echo(f"  links            {facts['links']['host']} host + {facts['links']['fabric']} fabric "
                f"at {format_rate(facts['fabric_link_rate_bps'])}bit/s = {facts['links']['total']}")
@@ -50,10 +62,17 @@ def show(file: Path = typer.Argument(..., help="Fabric design YAML file."),
         typer.echo(f"  scheduler        {spec.scheduler.policy}, tick {spec.scheduler.tick_ns / 1e6:g} ms, "
                    f"VOQ depth {spec.voq_depth_bytes / 1e6:g} MB, speedup {spec.fabric_speedup:g}")
     for role, p in facts["ports"].items():
-        speeds = ", ".join(f"{n} x {s}" for s, n in p["ports_by_speed"].items())
-        typer.echo(f"  {role:<16} {p['count']} x {p['ports_per_switch']} ports ({speeds})")
-    typer.echo("  host groups      " + "; ".join(
-        f"{g['name']}: {g['count']} x {g['accelerator']} ({g['role']})" for g in facts["host_groups"]))
+        # Edge switches differ when their hosts' NICs do: one entry per port layout.
+        layouts = p.get("layouts") or [p | {"count": p["count"]}]
+        typer.echo(f"  {role:<16} " + "; ".join(
+            f"{lay['count']} x {lay['ports_per_switch']} ports ("
+            + ", ".join(f"{n} x {s}" for s, n in sorted(lay["ports_by_speed"].items(), key=lambda e: _bps(e[0])))
+            + ")" for lay in layouts))
+    typer.echo("  host groups")
+    for g in facts["host_groups"]:
+        nics = f"{g['nic_count']} x {format_rate(g['nic_rate_bps'])}" if g["nic_count"] > 1 else format_rate(g["nic_rate_bps"])
+        typer.echo(f"    {g['name']}: {g['count']} x {g['accelerator']} ({g['role']}), NIC {nics} "
+                   f"(from {NIC_FROM[g['nic_from']]})")
     bom = facts["bom"]
     typer.echo("  bill of materials")
     for s in bom["switches"]:
