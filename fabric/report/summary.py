@@ -444,7 +444,7 @@ def _design_entry(d: DesignRecord) -> dict:
 def _facts(facts: dict | None) -> dict | None:
     if not facts:
         return None
-    keep = ("hosts", "switches", "links", "host_link_rate_bps", "fabric_link_rate_bps", "oversubscription",
+    keep = ("hosts", "switches", "links", "host_link_rate_bps", "host_link_mix", "fabric_link_rate_bps", "oversubscription",
             "bisection_bps", "ecmp_paths_between_edges", "load_balancing", "host_groups", "bom")
     return {k: facts.get(k) for k in keep if k in facts}
 

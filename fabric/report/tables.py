@@ -322,7 +322,7 @@ def designs_table(summary: dict) -> Table:
         sw = ", ".join(f"{n} {role}" for role, n in (f.get("switches") or {}).items()) or "n/a"
         t.rows.append([d["name"], d.get("kind") or "n/a",
                        f"{d.get('topology_path') or 'n/a'} ({(d.get('topology_sha256') or '')[:12] or 'n/a'})",
-                       fmt_value(f.get("hosts"), "int"), sw, _rate(f.get("host_link_rate_bps")),
+                       fmt_value(f.get("hosts"), "int"), sw, host_link_text(f),
                        _rate(f.get("fabric_link_rate_bps")), str(f.get("load_balancing") or "n/a"),
                        fmt_value(f.get("oversubscription"), "num") + ":1" if _is_num(f.get("oversubscription")) else "n/a",
                        _rate(f.get("bisection_bps")), f"{d['repeats_ok']}/{d['repeats_total']} ok"])
@@ -386,9 +386,11 @@ def scale_lines(summary: dict) -> list[str]:
     if not _is_num(k):
         return ["k differs between designs (see the runs table): " + (s.get("meaning") or "")]
     lines = [f"k = {k:g}: {s.get('meaning') or ''}"]
-    hl = next((d["facts"].get("host_link_rate_bps") for d in summary["designs"] if d.get("facts")), None)
-    if _is_num(hl):
-        packet_bits = 4096 * 8
+    facts = next((d["facts"] for d in summary["designs"] if d.get("facts")), {})
+    # Every host link rate of the first design (one, unless its host groups have different NICs).
+    rates = [m["rate_bps"] for m in facts.get("host_link_mix") or []] or [facts.get("host_link_rate_bps")]
+    packet_bits = 4096 * 8
+    for hl in (r for r in rates if _is_num(r)):
         lines.append(f"a {_rate(hl)} host link was emulated at {_rate(hl / k)}; a 4096-byte packet then takes "
                      f"{fmt.count(packet_bits / (hl / k) * 1e6)} µs to serialize instead of "
                      f"{fmt.count(packet_bits / hl * 1e9)} ns: queueing delays come out in real time, per-packet "
@@ -408,6 +410,19 @@ def scale_lines(summary: dict) -> list[str]:
 
 def _rate(bps) -> str:
     return fmt.rate(bps, inf=fmt.INF_SIGN)
+
+
+def host_link_text(facts: dict) -> str:
+    """A design's host link rate, or its mix when host groups have different NICs:
+    ``4 × 800 Gbit/s, 4 × 600 Gbit/s (3 × 200 Gbit/s), 8 × 400 Gbit/s`` (hosts × rate, fastest first)."""
+    mix = facts.get("host_link_mix") or []
+    if len(mix) <= 1 and all(m["nic_count"] == 1 for m in mix):
+        return _rate(facts.get("host_link_rate_bps"))
+    parts = []
+    for m in mix:
+        nics = f" ({m['nic_count']} × {_rate(m['nic_rate_bps'])})" if m["nic_count"] > 1 else ""
+        parts.append(f"{m['hosts']} × {_rate(m['rate_bps'])}{nics}")
+    return ", ".join(parts)
 
 
 def all_tables(summary: dict) -> dict[str, Table]:
