@@ -111,6 +111,7 @@ def run_sweep(plan: SweepPlan, out: Path, executor, events: SweepEvents | None =
     order: list[str] = []
     searches = [SearchState(s, RateSearch(s.low, s.high, s.steps)) for s in plan.searches]
     search_of: dict[str, list[tuple[SearchState, float]]] = {}
+    submitted: set[str] = set()   # hashes handed to the executor: two searches may need the same probe
 
     def task_of(point: Point) -> PointTask:
         return PointTask(point, str(spec.design_path), str(spec.workload_path), str(out), token, spec.name)
@@ -129,9 +130,11 @@ def run_sweep(plan: SweepPlan, out: Path, executor, events: SweepEvents | None =
         events.point_finished(record)
 
     def advance(st: SearchState) -> list[PointRecord]:
-        """Feed the search every probe already known (run earlier, or failed); return the probes to run."""
+        """Feed the search every probe already known (run earlier, or failed); return the probes to run
+        (not those already submitted for another search: :func:`done` feeds every search waiting on one)."""
         to_run: list[PointRecord] = []
-        while not to_run:
+        waiting = False
+        while not waiting:
             values = st.state.next_values()
             if not values:
                 break
@@ -140,10 +143,13 @@ def run_sweep(plan: SweepPlan, out: Path, executor, events: SweepEvents | None =
                 rec = record_of(p)
                 st.probes[v] = rec
                 search_of.setdefault(p.hash, []).append((st, v))
-                if rec.status == "not_run" and _cached(rec, out):
+                if rec.status == "not_run" and p.hash not in submitted and _cached(rec, out):
                     finish(rec)
                 if rec.status == "not_run":
-                    to_run.append(rec)
+                    waiting = True
+                    if p.hash not in submitted:
+                        submitted.add(p.hash)
+                        to_run.append(rec)
                 else:
                     _feed(st, v, rec)
         return to_run
@@ -176,6 +182,7 @@ def run_sweep(plan: SweepPlan, out: Path, executor, events: SweepEvents | None =
             if _cached(rec, out):
                 finish(rec)
             else:
+                submitted.add(p.hash)
                 initial.append((task_of(p), _resources(p)))
         for st in searches:
             initial += [(task_of(r.point), _resources(r.point)) for r in advance(st)]
