@@ -74,6 +74,8 @@ def record(run_dir: Path, tables: dict[str, pd.DataFrame], run: RunJson) -> None
     for name, frame in tables.items():
         if name == "schedule":
             write_schedule(frame, run_dir / "schedule.parquet")
+            if frame.attrs.get("requests"):
+                write_table(run_dir, "requests", pd.DataFrame(frame.attrs["requests"]))
         else:
             write_table(run_dir, name, frame)
     if run.idle_path_delay_ns is None and "noise" in tables and len(tables["noise"]):

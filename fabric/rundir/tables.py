@@ -18,6 +18,7 @@ messages.parquet    one row per message, :data:`MESSAGE_COLUMNS`
 links.parquet       link counters sampled over time, :data:`LINK_COLUMNS`
 cpu.parquet         /proc/pressure/cpu samples (emulator), :data:`CPU_COLUMNS`
 scheduler.parquet   credit-scheduler ticks (scheduled fabrics, emulator), :data:`SCHEDULER_COLUMNS`
+requests.parquet    what a request did before the network (workloads with requests), :data:`REQUEST_COLUMNS`
 metrics.json        analysis output (recomputable with ``fabric analyze``)
 """
 
@@ -64,11 +65,20 @@ CPU_COLUMNS = {"t_ns": "int64", "some_avg10": "float64", "some_total_us": "int64
 SCHEDULER_COLUMNS = {"t_ns": "int64", "tick_interval_ns": "int64", "ncp": "object", "dst": "object",
                      "backlog_bytes": "int64", "granted_bps": "int64"}
 
+# One row per request that sent its KV cache, in real seconds of the schedule: it arrived, waited
+# for a free prefill instance, was prefilled (its KV messages start at prefill_done_s). Queueing
+# before prefill belongs to TTFT, but no message carries it. Written from the schedule the
+# generator built, so it is the same for every engine.
+REQUEST_COLUMNS = {
+    "request_id": "int64", "arrival_s": "float64", "prefill_start_s": "float64", "prefill_done_s": "float64",
+    "prompt_tokens": "int64", "output_tokens": "int64",
+}
+
 # Columns added after the first format: what a writer that does not know them means.
 OPTIONAL_DEFAULTS = {"packets": {"ser_ns": 0}, "noise": {"ser_ns": 0}}
 
 FILES = {"packets": PACKET_COLUMNS, "noise": PACKET_COLUMNS, "messages": MESSAGE_COLUMNS,
-         "links": LINK_COLUMNS, "cpu": CPU_COLUMNS, "scheduler": SCHEDULER_COLUMNS}
+         "links": LINK_COLUMNS, "cpu": CPU_COLUMNS, "scheduler": SCHEDULER_COLUMNS, "requests": REQUEST_COLUMNS}
 
 
 def write_table(run_dir: Path, name: str, frame: pd.DataFrame) -> None:

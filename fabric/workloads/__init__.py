@@ -76,6 +76,9 @@ def generate(workload: Workload, graph: nx.MultiGraph, seed: int | None = None) 
     _check_load(workload, graph, frame)
     frame = normalize(frame)
     frame.attrs["compute"] = dict(ctx.compute)  # read by workload_facts; survives slicing (--window)
+    if ctx.requests:  # written as requests.parquet by the recorder
+        # plain lists: pandas compares attrs (concat, copies), which arrays would make ambiguous
+        frame.attrs["requests"] = {c: np.concatenate([r[c] for r in ctx.requests]).tolist() for c in ctx.requests[0]}
     return Generated(workload=workload, seed=seed, frame=frame, notes=notes, pattern_of_msg=pattern_of_msg)
 
 
@@ -92,6 +95,7 @@ def workload_facts(workload: Workload, schedule: pd.DataFrame) -> dict:
         "duration_s": workload.duration_s, "seed": workload.seed,
         "patterns": [{"type": p.type, "name": p.name, "model": p.model.name if p.model else None,
                       "layers_emulated": getattr(p, "layers_emulated", 0) or 0,
+                      **({"phase": p.phase} if getattr(p, "phase", None) else {}),
                       "compute": schedule.attrs.get("compute", {}).get(p.name)} for p in workload.patterns],
         "messages_by_kind": {str(k): int(v) for k, v in schedule["kind"].value_counts().sort_index().items()},
         "messages": int(len(schedule)),

@@ -93,14 +93,19 @@ def disaggregated(p: Disaggregated, ctx: HostContext, rng: np.random.Generator, 
     placement_draws = rng.integers(0, len(decode_instances), size=n)
     dropped = 0
     ids = ctx.request_ids(n)
+    sent = np.zeros(n, dtype=bool)
+    prefill_start = np.zeros(n)
+    prefill_done = np.zeros(n)
     for i in range(n):
         inst = int(np.argmin(free_at))           # first instance to free up (lowest index on ties)
         start = max(arrivals[i], free_at[inst])
         done = start + prompt[i] / instance_rate
         free_at[inst] = done
+        prefill_start[i], prefill_done[i] = start, done
         if done >= p.stop_s:
             dropped += 1
             continue
+        sent[i] = True
         d = _place(p.placement, i, done, decode_busy, placement_draws[i])
         decode_busy[d].append(done + output[i] * step_s)
         kv_bytes = model.kv_bytes(int(prompt[i]))
@@ -112,6 +117,9 @@ def disaggregated(p: Disaggregated, ctx: HostContext, rng: np.random.Generator, 
             src = [prefill_instances[inst][s % tp_p] for s in range(shards)]
             dst = [decode_instances[d][s % tp_d] for s in range(shards)]
         rows.add(np.full(shards, done), src, dst, shard_bytes, "kv", f"{p.name}/r{ids[i]}", ids[i], -1)
+    ctx.requests.append({"request_id": ids[sent], "arrival_s": np.asarray(arrivals, dtype=np.float64)[sent],
+                         "prefill_start_s": prefill_start[sent], "prefill_done_s": prefill_done[sent],
+                         "prompt_tokens": np.asarray(prompt)[sent], "output_tokens": np.asarray(output)[sent]})
     if dropped:
         notes.append(f"{p.name}: {dropped} of {n} requests finish prefill after the window and send no KV")
     return notes

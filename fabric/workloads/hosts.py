@@ -32,6 +32,9 @@ class HostContext:
     # pattern name -> the compute timing its generator took from the catalog (recorded in run.json,
     # so economics uses the same figures the schedule was built with)
     compute: dict[str, dict] = field(default_factory=dict)
+    # request timelines before the network (arrival, prefill start and end; fabric.rundir.tables
+    # REQUEST_COLUMNS): queueing before prefill is part of TTFT, but no message carries it
+    requests: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     def request_ids(self, n: int) -> np.ndarray:
         """``n`` request ids unique across the workload (patterns draw them in profile order)."""
