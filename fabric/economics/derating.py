@@ -189,29 +189,45 @@ def nearest_rank(values, q: float) -> float:
     return percentiles(np.asarray(values, dtype="float64"), [("q", int(round(q * 1000)))])["q"]
 
 
-def kv_ttft(frame: pd.DataFrame, prefill_compute_s, first_decode_step_s: float):
-    """Per request: (KV groups, TTFT on the ideal fabric, TTFT measured), or None without KV."""
+def request_keys(kv: pd.DataFrame) -> np.ndarray:
+    """A request's key for its KV messages: ``r<request_id>``, else ``g<group>`` (hand-made schedules)."""
+    return np.where(kv["request_id"] >= 0, "r" + kv["request_id"].astype(str), "g" + kv["group"].astype(str))
+
+
+def _per_request(value, index: pd.Index) -> pd.Series:
+    """A number, or a Series indexed by request key (requests it lacks: 0), on ``index``."""
+    if isinstance(value, pd.Series):
+        return value.reindex(index).fillna(0.0)
+    return pd.Series(float(value), index=index)
+
+
+def kv_ttft(frame: pd.DataFrame, prefill_compute_s, first_decode_step_s: float, queue_s=0.0):
+    """Per request: (KV groups, TTFT on the ideal fabric, TTFT measured), or None without KV.
+
+    TTFT = queueing before prefill + prefill compute + KV group completion + first decode step;
+    ``prefill_compute_s`` and ``queue_s`` are numbers or Series indexed by request key.
+    """
     kv = frame[frame["kind"].isin(KV_KINDS)]
     if kv.empty:
         return None
-    key = np.where(kv["request_id"] >= 0, "r" + kv["request_id"].astype(str), "g" + kv["group"].astype(str))
-    groups = group_completions(kv.assign(_req=key), "_req")
-    prefill = prefill_compute_s.reindex(groups.index).fillna(0.0) if isinstance(prefill_compute_s, pd.Series) \
-        else pd.Series(float(prefill_compute_s), index=groups.index)
-    return groups, prefill + groups["ideal_s"] + first_decode_step_s, prefill + groups["measured_s"] + first_decode_step_s
+    groups = group_completions(kv.assign(_req=request_keys(kv)), "_req")
+    before = _per_request(queue_s, groups.index) + _per_request(prefill_compute_s, groups.index)
+    return groups, before + groups["ideal_s"] + first_decode_step_s, before + groups["measured_s"] + first_decode_step_s
 
 
-def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_decode_step_s: float) -> dict | None:
+def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_decode_step_s: float,
+           queue_s=0.0) -> dict | None:
     """η_KV: share of requests meeting the TTFT SLO, measured ÷ ideal (DistServe goodput).
 
-    ``prefill_compute_s`` is a number or a Series indexed by request key.
+    ``prefill_compute_s`` and ``queue_s`` are numbers or Series indexed by request key.
     """
-    found = kv_ttft(frame, prefill_compute_s, first_decode_step_s)
+    found = kv_ttft(frame, prefill_compute_s, first_decode_step_s, queue_s)
     if found is None:
         return None
     groups, ttft_ideal, ttft_meas = found
     kv = frame[frame["kind"].isin(KV_KINDS)]
-    prefill = ttft_ideal - groups["ideal_s"] - first_decode_step_s
+    queue = _per_request(queue_s, groups.index)
+    prefill = _per_request(prefill_compute_s, groups.index)
     att_ideal = float((ttft_ideal <= ttft_slo_s).mean())
     att_meas = float((ttft_meas <= ttft_slo_s).mean())
     eta = None if att_ideal == 0 else att_meas / att_ideal
@@ -220,6 +236,8 @@ def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_deco
         "recovered_messages": int(kv["recovered"].sum()),
         "ttft_slo_s": ttft_slo_s, "attainment_ideal": att_ideal, "attainment_measured": att_meas,
         "prefill_compute_s_mean": float(prefill.mean()), "first_decode_step_s": first_decode_step_s,
+        "queue_before_prefill_mean_s": float(queue.mean()),
+        "queue_before_prefill_p99_s": nearest_rank(queue, 99),
         "kv_completion_ideal_p50_s": nearest_rank(groups["ideal_s"], 50),
         "kv_completion_ideal_p99_s": nearest_rank(groups["ideal_s"], 99),
         "kv_completion_measured_p50_s": nearest_rank(groups["measured_s"], 50),
@@ -242,16 +260,71 @@ def step_comm(frame: pd.DataFrame, kinds: tuple[str, ...]) -> pd.DataFrame | Non
     return per_step
 
 
+def pattern_phase(pattern: dict) -> str:
+    """``prefill`` for a collective stepped by prefill chunks, else ``decode`` (run.json pattern facts)."""
+    if pattern.get("phase") in ("prefill", "decode"):
+        return pattern["phase"]
+    facts = pattern.get("compute")
+    return "prefill" if isinstance(facts, dict) and "prefill_step_compute_s" in facts else "decode"
+
+
+def layer_scale(workload: dict, label: str, full_default: int | None, led: Ledger,
+                emulated: int | None = None, what: str = "run.json workload") -> float:
+    """Full layers ÷ emulated layers: the profile may emulate a subset of layers per step."""
+    emulated = emulated or _first(workload, f"{label}_layers_emulated", "layers_emulated")
+    full = _first(workload, f"{label}_layers", "layers", default=full_default)
+    if emulated and full:
+        return led.use(f"{label}.layer_scale", float(full) / float(emulated), "",
+                       f"{what}: {full} layers, {emulated} emulated")
+    return led.use(f"{label}.layer_scale", 1.0, "", f"{what} states no emulated layer subset: all layers assumed "
+                                                   f"emulated")
+
+
+def role_steps(frame: pd.DataFrame, kinds: tuple[str, ...], run: dict, workload: dict, label: str,
+               full_layers: int | None, phase: str, led: Ledger) -> tuple[pd.DataFrame | None, float]:
+    """(per-step communication, layer scale) of the collectives of ``kinds`` in ``phase``.
+
+    Each pattern recorded in run.json is taken on its own (its phase, its emulated layers): its
+    groups are named ``<pattern>/...``. Messages of no recorded pattern are decode steps scaled by
+    the workload's layers. Several patterns of one phase add up step by step, each scaled by its own
+    layers (the scale returned is then 1).
+    """
+    sub = frame[frame["kind"].isin(kinds)]
+    if sub.empty:
+        return None, 1.0
+    recorded = {str(pt["name"]): pt for pt in (run.get("workload") or {}).get("patterns") or []
+                if isinstance(pt, dict) and pt.get("name")}
+    prefix = sub["group"].astype(str).str.split("/", n=1).str[0]
+    owner = prefix.where(prefix.isin(list(recorded)), "")
+    parts = []
+    for name, rows in sub.groupby(owner, sort=True):
+        pt = recorded.get(name, {})
+        if pattern_phase(pt) != phase:
+            continue
+        scale = layer_scale(workload, label, full_layers, led, pt.get("layers_emulated"),
+                            f"run.json workload pattern {name!r}" if name else "run.json workload")
+        parts.append((step_comm(rows, kinds), scale))
+    if not parts:
+        return None, 1.0
+    if len(parts) == 1:
+        return parts[0]
+    scaled = [steps.assign(ideal_s=steps["ideal_s"] * sc, measured_s=steps["measured_s"] * sc) for steps, sc in parts]
+    combined = pd.concat(scaled).groupby(level="step").sum()
+    led.use(f"{label}.layer_scale", 1.0, "", f"{len(parts)} patterns, each scaled by its own layers before adding up")
+    return combined, 1.0
+
+
 def exposed_s(comm_s, window_s: float):
     """Communication a decode step waits for: what the compute window cannot hide."""
     return np.maximum(np.asarray(comm_s, dtype="float64") - window_s, 0.0)
 
 
 def eta_tpot(per_step: pd.DataFrame, compute_s: float, layer_scale: float, overlap: float,
-             tpot_slo_s: float) -> dict:
+             tpot_slo_s: float | None) -> dict:
     """One pattern's TPOT alone: compute + exposed(scale × comm), η = mean ideal ÷ mean measured.
 
-    The hidden window is ``overlap × compute``. η is not capped: a value above 1 says the run
+    The same for a prefill chunk's time (``tpot_*`` then means the chunk; no TPOT SLO applies, so
+    ``tpot_slo_s`` is None). The hidden window is ``overlap × compute``. η is not capped: a value above 1 says the run
     measured faster than the model's ideal (noise), and capping it would bias means over repeats.
     """
     window = overlap * compute_s
@@ -266,7 +339,8 @@ def eta_tpot(per_step: pd.DataFrame, compute_s: float, layer_scale: float, overl
         "comm_measured_p99_s": nearest_rank(per_step["measured_s"], 99),
         "tpot_ideal_mean_s": float(tpot_ideal.mean()), "tpot_measured_mean_s": float(tpot_meas.mean()),
         "tpot_ideal_p99_s": nearest_rank(tpot_ideal, 99), "tpot_measured_p99_s": nearest_rank(tpot_meas, 99),
-        "tpot_slo_s": tpot_slo_s, "tpot_slo_met_measured": bool(nearest_rank(tpot_meas, 99) <= tpot_slo_s),
+        "tpot_slo_s": tpot_slo_s,
+        "tpot_slo_met_measured": None if tpot_slo_s is None else bool(nearest_rank(tpot_meas, 99) <= tpot_slo_s),
     }
 
 
@@ -345,23 +419,13 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     overlap = led.pick("serving.overlap_fraction", (costs.overlap_fraction, cf),
                        (_first(workload, "overlap_fraction"), "run.json workload.overlap_fraction"))
 
-    # Layer scaling: the profile may emulate a subset of layers per step.
-    def layer_scale(kind_label: str, full_default: int | None) -> float:
-        emulated = _first(workload, f"{kind_label}_layers_emulated", "layers_emulated")
-        full = _first(workload, f"{kind_label}_layers", "layers", default=full_default)
-        if emulated and full:
-            scale = float(full) / float(emulated)
-            led.use(f"{kind_label}.layer_scale", scale, "", f"run.json workload: {full} layers, {emulated} emulated")
-            return scale
-        led.use(f"{kind_label}.layer_scale", 1.0, "",
-                "run.json workload states no emulated layer subset: all layers assumed emulated")
-        return 1.0
-
-    moe_steps = step_comm(frame, A2A_KINDS)
-    tp_steps = step_comm(frame, TP_KINDS)
-    scale_moe = layer_scale("moe", mdl.moe_layers if mdl and mdl.moe_layers else (mdl.layers if mdl else None)) \
-        if moe_steps is not None else 1.0
-    scale_tp = layer_scale("tp", mdl.layers if mdl else None) if tp_steps is not None else 1.0
+    # Each collective pattern on its own: decode and prefill all-reduces are different steps, and
+    # each pattern emulates its own subset of layers.
+    moe_full = mdl.moe_layers if mdl and mdl.moe_layers else (mdl.layers if mdl else None)
+    moe_steps, scale_moe = role_steps(frame, A2A_KINDS, run, workload, "moe", moe_full, "decode", led)
+    tp_steps, scale_tp = role_steps(frame, TP_KINDS, run, workload, "tp", mdl.layers if mdl else None, "decode", led)
+    tp_prefill_steps, scale_tp_prefill = role_steps(frame, TP_KINDS, run, workload, "tp_prefill",
+                                                    mdl.layers if mdl else None, "prefill", led)
 
     # Decode compute per step: stated, or calibrated so that the ideal step is DeepSeek's 1/21 s.
     ideal_comm = (0.0 if moe_steps is None else scale_moe * (1 - overlap) * moe_steps["ideal_s"].mean()) + \
@@ -383,22 +447,44 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                             "catalog compute for its decode patterns (re-run with this fabric version)")
         decode_compute = led.use("serving.decode_step_compute_s", max(target.value - ideal_comm, 0.0), "s",
                                  f"{target.source} (ideal network time per step {ideal_comm * 1e3:.3f} ms)")
-    patterns: dict[str, dict | None] = {"kv": None, "moe": None, "tp": None}
+    patterns: dict[str, dict | None] = {"kv": None, "moe": None, "tp": None, "tp_prefill": None}
     if moe_steps is not None:
         patterns["moe"] = eta_tpot(moe_steps, decode_compute, scale_moe, overlap, tpot_slo)
     if tp_steps is not None:
         patterns["tp"] = eta_tpot(tp_steps, decode_compute, scale_tp, overlap, tpot_slo)
+    # Prefill all-reduces stretch the prefill chunk (compute + exposed communication): the prefill
+    # pool's own η. Their TTFT effect is not modelled (no shipped profile combines them with KV).
+    prefill_parts: list[tuple[pd.DataFrame, float]] = []
+    chunk_compute = 0.0
+    if tp_prefill_steps is not None:
+        stated_chunk = generator_compute(run, "prefill_step_compute_s", ("allreduce",))
+        if stated_chunk is None:
+            warnings.append("prefill all-reduces without the chunk compute the generator used (a run recorded before "
+                            "it was kept): the prefill pool's η is left at 1")
+        else:
+            chunk_compute = led.use("serving.prefill_chunk_compute_s", stated_chunk[0], "s",
+                                    f"run.json workload pattern {stated_chunk[1]!r}: {stated_chunk[2]}")
+            patterns["tp_prefill"] = eta_tpot(tp_prefill_steps, chunk_compute, scale_tp_prefill, overlap, None)
+            prefill_parts = [(tp_prefill_steps, scale_tp_prefill)]
     first_decode = decode_compute + ideal_comm
 
     # Prefill compute per request: stated, or the catalog's compute-bound rate on the KV's prompt.
     kv_rows = frame[frame["kind"].isin(KV_KINDS)]
+    queue = 0.0
     if not kv_rows.empty:
         stated_p = costs.prefill_compute_s if costs.prefill_compute_s is not None else \
             _first(workload, "prefill_compute_s")
         instance = generator_compute(run, "prefill_tokens_per_s", ("disaggregated",))
+        timeline = request_timeline(run_dir, request_keys(kv_rows))
         if stated_p is not None:
             prefill = led.use("serving.prefill_compute_s", float(stated_p), "s",
                               cf if costs.prefill_compute_s is not None else "run.json workload.prefill_compute_s")
+        elif timeline is not None:
+            # Each request's prefill exactly as the generator timed it (its instance's catalog rate).
+            prefill = timeline["prefill_done_s"] - timeline["prefill_start_s"]
+            led.use("serving.prefill_compute_s", float(prefill.mean()), "s (mean)",
+                    "requests.parquet: prefill_done_s − prefill_start_s per request, as the workload generator "
+                    "timed it" + (f" ({instance[2]})" if instance else ""))
         elif instance is not None and mdl is not None:
             # The prefill instance's rate the generator used (its TP group, not one accelerator).
             key = np.where(kv_rows["request_id"] >= 0, "r" + kv_rows["request_id"].astype(str),
@@ -429,7 +515,16 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                                   "unknown (no catalog model in run.json workload.model and none stated): TTFT "
                                   "counts the KV transfer and the first decode step only")
                 warnings.append("prefill compute unknown: TTFT counts only the KV transfer and first decode step")
-        patterns["kv"] = eta_kv(frame, ttft_slo, prefill, first_decode)
+        if timeline is not None:
+            queue = timeline["prefill_start_s"] - timeline["arrival_s"]
+            led.use("serving.queue_before_prefill_s", float(queue.mean()), "s (mean)",
+                    f"requests.parquet: wait for a free prefill instance (p99 {nearest_rank(queue, 99):.3g} s); "
+                    f"the same on the ideal and the measured fabric")
+        else:
+            led.use("serving.queue_before_prefill_s", 0.0, "s",
+                    "no requests.parquet in the run directory (a run recorded before it was kept, or a schedule "
+                    "without request arrivals): TTFT leaves out queueing before prefill")
+        patterns["kv"] = eta_kv(frame, ttft_slo, prefill, first_decode, queue)
         if patterns["kv"] and patterns["kv"]["note"]:
             warnings.append(patterns["kv"]["note"])
 
@@ -437,10 +532,10 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     decode_parts = [(steps, scale) for steps, scale in ((moe_steps, scale_moe), (tp_steps, scale_tp))
                     if steps is not None]
     # A request that misses its TTFT serves none of its tokens: η_KV (goodput) scales the whole
-    # cluster's tokens. The fabric does not slow prefill compute itself, so the prefill pool's own
-    # throughput η is 1; the decode pool's is its TPOT ratio.
+    # cluster's tokens. The prefill pool's own throughput η is its chunk-time ratio when its TP
+    # spans hosts, else 1 (the KV transfer acts through TTFT); the decode pool's is its TPOT ratio.
     goodput = etas["kv"] if etas["kv"] is not None else 1.0
-    eta_prefill = 1.0
+    eta_prefill = eta_decode(chunk_compute, overlap, prefill_parts)
     eta_dec = eta_decode(decode_compute, overlap, decode_parts)
     pool_model = led.pick("serving.pool_model", (costs.pool_model, cf))
     share, share_source = prefill_pool_share(spec)
@@ -454,7 +549,8 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
         parts = [(st, sc) for st, sc, k in ((moe_steps, scale_moe, "moe"), (tp_steps, scale_tp, "tp"))
                  if st is not None and k != kind]
         return (1.0 if kind == "kv" else goodput) * combined_eta(
-            eta_prefill, eta_dec if kind == "kv" else eta_decode(decode_compute, overlap, parts),
+            1.0 if kind == "tp_prefill" else eta_prefill,
+            eta_dec if kind in ("kv", "tp_prefill") else eta_decode(decode_compute, overlap, parts),
             prefill_share, pool_model)
     loss = {k: without(k) - combined for k in measured}
     set_by = max(loss, key=lambda k: (loss[k], k)) if loss and max(loss.values()) > 1e-12 else None
@@ -467,10 +563,13 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                         f"output_tokens_per_s_per_accelerator in a cost file for this model")
     output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
     w_out = output_rate / total_rate
-    ttft = kv_ttft(frame, prefill, first_decode) if patterns["kv"] is not None else None
-    intervals = bootstrap_eta(ttft, ttft_slo, decode_parts, decode_compute, overlap, prefill_share, pool_model)
+    ttft = kv_ttft(frame, prefill, first_decode, queue) if patterns["kv"] is not None else None
+    intervals = bootstrap_eta(ttft, ttft_slo, decode_parts, decode_compute, overlap, prefill_share, pool_model,
+                              prefill_parts=prefill_parts, prefill_compute_s=chunk_compute)
     for kind, steps, scale in (("moe", moe_steps, scale_moe), ("tp", tp_steps, scale_tp)):
         intervals[kind] = bootstrap_tpot(steps, decode_compute, scale, overlap) if steps is not None else None
+    intervals["tp_prefill"] = bootstrap_tpot(tp_prefill_steps, chunk_compute, scale_tp_prefill, overlap) \
+        if prefill_parts else None
     return {
         "eta_interval": intervals,
         "eta": {**etas, "kv_goodput": goodput, "prefill_pool": eta_prefill, "decode_pool": eta_dec,
@@ -498,9 +597,11 @@ def _interval(samples: np.ndarray) -> list[float] | None:
 
 
 def bootstrap_eta(ttft: tuple | None, ttft_slo_s: float, decode_parts: list[tuple[pd.DataFrame, float]],
-                  compute_s: float, overlap: float, prefill_share: float, pool_model: str, seed: int = 0) -> dict:
-    """Confidence intervals of η within one run: requests (η_KV) and decode steps (η_decode)
-    resampled with replacement, :data:`BOOTSTRAP_RESAMPLES` times, through the same formulas.
+                  compute_s: float, overlap: float, prefill_share: float, pool_model: str, seed: int = 0,
+                  prefill_parts: list[tuple[pd.DataFrame, float]] = (), prefill_compute_s: float = 0.0) -> dict:
+    """Confidence intervals of η within one run: requests (η_KV), decode steps (η_decode) and
+    prefill chunks (the prefill pool's η, when its TP spans hosts) resampled with replacement,
+    :data:`BOOTSTRAP_RESAMPLES` times, through the same formulas.
 
     They say how much η would move with another sample of the same traffic; they do not cover
     run-to-run variation of the engine (repeats do: see the report).
@@ -516,17 +617,24 @@ def bootstrap_eta(ttft: tuple | None, ttft_slo_s: float, decode_parts: list[tupl
         att_ideal, att_meas = ok_ideal[idx].mean(axis=1), ok_meas[idx].mean(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             goodput = np.where(att_ideal > 0, att_meas / att_ideal, np.nan)
-    comm_ideal, comm_meas = np.zeros(n), np.zeros(n)
-    for steps, scale in decode_parts:
-        idx = rng.integers(0, len(steps), (n, len(steps)))
-        comm_ideal += scale * steps["ideal_s"].to_numpy(np.float64)[idx].mean(axis=1)
-        comm_meas += scale * steps["measured_s"].to_numpy(np.float64)[idx].mean(axis=1)
-    window = overlap * compute_s
-    eta_dec = (compute_s + exposed_s(comm_ideal, window)) / (compute_s + exposed_s(comm_meas, window))
-    pools = np.minimum(1.0, eta_dec) if pool_model == "fixed" else 1.0 / (prefill_share + (1 - prefill_share) / eta_dec)
+    def step_eta(parts, compute: float) -> np.ndarray:
+        comm_ideal, comm_meas = np.zeros(n), np.zeros(n)
+        for steps, scale in parts:
+            idx = rng.integers(0, len(steps), (n, len(steps)))
+            comm_ideal += scale * steps["ideal_s"].to_numpy(np.float64)[idx].mean(axis=1)
+            comm_meas += scale * steps["measured_s"].to_numpy(np.float64)[idx].mean(axis=1)
+        window = overlap * compute
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (compute + exposed_s(comm_ideal, window)) / (compute + exposed_s(comm_meas, window))
+
+    eta_dec = step_eta(decode_parts, compute_s) if decode_parts else np.ones(n)
+    eta_pre = step_eta(prefill_parts, prefill_compute_s) if prefill_parts else np.ones(n)
+    pools = np.minimum(eta_pre, eta_dec) if pool_model == "fixed" else \
+        1.0 / (prefill_share / eta_pre + (1 - prefill_share) / eta_dec)
     return {"confidence": CONFIDENCE, "resamples": n, "method": "bootstrap over requests and decode steps",
             "kv": _interval(goodput) if ttft is not None else None,
             "decode_pool": _interval(eta_dec) if decode_parts else None,
+            "prefill_pool": _interval(eta_pre) if prefill_parts else None,
             "combined": _interval(goodput * pools)}
 
 
@@ -549,6 +657,20 @@ def prefill_pool_share(spec) -> tuple[float | None, str]:
     if prefill and decode:
         return prefill / (prefill + decode), f"design host groups: {prefill} prefill, {decode} decode accelerators"
     return None, ""
+
+
+def request_timeline(run_dir: Path, keys: np.ndarray) -> pd.DataFrame | None:
+    """requests.parquet indexed by request key, for the requests in ``keys``; None if the run has
+    none or it lacks one of them (then nothing of it is used: a partial timeline would mix models)."""
+    from fabric.rundir.tables import read_table
+    if not (Path(run_dir) / "requests.parquet").exists():
+        return None
+    table = read_table(run_dir, "requests")
+    table.index = "r" + table["request_id"].astype(str)
+    wanted = pd.Index(pd.unique(keys))
+    if not wanted.isin(table.index).all():
+        return None
+    return table.loc[wanted]
 
 
 def generator_compute(run: dict, key: str, types: tuple[str, ...]) -> tuple[float, str, str] | None:

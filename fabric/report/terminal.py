@@ -84,6 +84,7 @@ def cpmt_summary(r: dict) -> str:
         + (f", costed at {d['costed_accelerators']:,.0f} accelerators" if d["costed_accelerators"] != d["hosts"] else "")
         + f"; {pools['model']} pools, prefill {fmt.percent(pools['prefill_share'], 0)} of accelerator time)",
         f"  η           kv {_eta(e['kv'])}  moe {_eta(e['moe'])}  tp {_eta(e['tp'])}  "
+        + (f"tp prefill {_eta(e['tp_prefill'])}  " if e.get("tp_prefill") is not None else "") +
         f"combined {fmt.ratio(e['combined'])}" + _interval(r["eta_interval"]["combined"], fmt.ratio)
         + (f"  (set by {e['set_by']})" if e["set_by"] else ""),
         f"  CPMT total  {fmt.usd(r['cpmt_total_usd_per_mtok'])}/Mtok measured"
@@ -128,7 +129,8 @@ def cpmt_explain(r: dict) -> str:
     if kv:
         out.append(f"  KV (prefill→decode): {kv['requests']} requests, {kv['messages']} messages "
                    f"({kv['recovered_messages']} recovered), TTFT SLO {kv['ttft_slo_s']:.3f} s")
-        out.append(f"    TTFT = prefill {fmt.fixed(kv['prefill_compute_s_mean'], 4)} s (mean) + KV group completion + "
+        out.append(f"    TTFT = queueing before prefill {fmt.fixed(kv.get('queue_before_prefill_mean_s', 0.0), 4)} s "
+                   f"(mean) + prefill {fmt.fixed(kv['prefill_compute_s_mean'], 4)} s (mean) + KV group completion + "
                    f"first decode step {fmt.fixed(kv['first_decode_step_s'], 4)} s")
         out.append(f"    KV completion p50/p99: ideal {_ms(kv['kv_completion_ideal_p50_s'])} / "
                    f"{_ms(kv['kv_completion_ideal_p99_s'])}, measured {_ms(kv['kv_completion_measured_p50_s'])} / "
@@ -142,10 +144,19 @@ def cpmt_explain(r: dict) -> str:
     else:
         out.append("  KV (prefill→decode): no kv messages in this run → η_KV = 1")
     for key, label, what, sym in (("moe", "MoE all-to-all", "dispatch + combine", "η_MoE"),
-                                  ("tp", "TP all-reduce", "all-reduce", "η_TP")):
+                                  ("tp", "TP all-reduce (decode)", "all-reduce", "η_TP"),
+                                  ("tp_prefill", "TP all-reduce (prefill)", "all-reduce", "η_TP,prefill")):
         d = p.get(key)
         if not d:
-            out.append(f"  {label}: not in this run → {sym} = 1")
+            if key != "tp_prefill":
+                out.append(f"  {label}: not in this run → {sym} = 1")
+            continue
+        if key == "tp_prefill":
+            out.append(f"  {label}: {d['steps']} prefill chunks, {d['groups']} groups, layer scale ×{d['layer_scale']:g}")
+            out.append(f"    chunk = compute {_ms(d['compute_s'])} + max(0, {d['layer_scale']:g} × Σ(all-reduce group "
+                       f"completions) − {d['overlap_fraction']:g} × compute): ideal {_ms(d['tpot_ideal_mean_s'])} ÷ "
+                       f"measured {_ms(d['tpot_measured_mean_s'])} (means) → {sym} = {fmt.ratio(d['eta'])} "
+                       f"(the prefill pool's η)")
             continue
         out.append(f"  {label}: {d['steps']} decode steps, {d['groups']} groups ({d['recovered_messages']} "
                    f"recovered messages), layer scale ×{d['layer_scale']:g}, overlap {fmt.percent(d['overlap_fraction'], 0)}")
@@ -162,7 +173,9 @@ def cpmt_explain(r: dict) -> str:
     out.append(f"  pool split: prefill a = {fmt.fixed(pools['prefill_share'], 3)}, decode b = "
                f"{fmt.fixed(pools['decode_share'], 3)} ({share_src})")
     out.append(f"  η_decode = one TPOT per step (compute once + exposed MoE + TP communication) = "
-               f"{fmt.ratio(e['decode_pool'])}; η_prefill = {fmt.ratio(e['prefill_pool'])} (prefill compute is not slowed)")
+               f"{fmt.ratio(e['decode_pool'])}; η_prefill = {fmt.ratio(e['prefill_pool'])} "
+               + ("(prefill chunk time, TP all-reduces across hosts)" if p.get("tp_prefill") else
+                  "(prefill compute is not slowed)"))
     pools_formula = ("1 / (a/η_prefill + b/η_decode)" if pools["model"] == "rebalanced" else "min(η_prefill, η_decode)")
     out.append(f"  η = η_KV (goodput: a request that misses TTFT serves no tokens) {fmt.ratio(e['kv_goodput'])} × "
                f"{pools_formula} = {fmt.ratio(e['combined'])}"

@@ -619,3 +619,83 @@ def test_per_pattern_eta_intervals_and_cpmt_output_interval(tmp_path):
     c_lo, c_hi = iv["combined"]
     assert r["cpmt_output_interval"] == pytest.approx([ideal_out / c_hi, ideal_out / c_lo])
     assert r["cpmt_output_interval"][0] < r["cpmt_output_usd_per_mtok"] < r["cpmt_output_interval"][1]
+
+
+# --------------------------------------------------------------------------------------------
+# Queueing before prefill, and decode vs prefill all-reduces
+# --------------------------------------------------------------------------------------------
+
+def test_queueing_before_prefill_is_part_of_ttft(tmp_path):
+    """20 requests, prefill 0.5 s (stated), TTFT SLO 2 s (DeepSeek-V3). Every 4th request waited
+    1.6 s for a prefill instance: it misses the SLO even on the ideal fabric (attainment 15/20).
+    Odd requests' KV arrives 1.6 s late: they miss on the measured fabric, so only requests 2, 6,
+    10, 14, 18 meet it there (5/20). η_KV = 0.25 / 0.75 = 1/3; without the queue it was 0.5."""
+    run = make_run(tmp_path / "run", kv_tail_s=lambda r: 1.6 if r % 2 else 0.0)
+    assert E.cpmt_for_run(run)["eta"]["kv"] == pytest.approx(0.5)
+    arrival = 0.05 * np.arange(KV_REQUESTS) - np.where(np.arange(KV_REQUESTS) % 4 == 0, 2.1, 0.5)
+    write_table(run, "requests", pd.DataFrame({
+        "request_id": np.arange(KV_REQUESTS), "arrival_s": arrival,
+        "prefill_start_s": 0.05 * np.arange(KV_REQUESTS) - 0.5, "prefill_done_s": 0.05 * np.arange(KV_REQUESTS),
+        "prompt_tokens": 1000, "output_tokens": 100}))
+    r = E.cpmt_for_run(run)
+    kv = r["patterns"]["kv"]
+    assert (kv["attainment_ideal"], kv["attainment_measured"]) == (pytest.approx(0.75), pytest.approx(0.25))
+    assert r["eta"]["kv"] == pytest.approx(1 / 3)
+    assert kv["queue_before_prefill_mean_s"] == pytest.approx(5 * 1.6 / 20)
+    inputs = {i["name"]: i for i in r["inputs"]}
+    assert "requests.parquet" in inputs["serving.queue_before_prefill_s"]["source"]
+    # A stated prefill compute wins over the timeline's; without a statement the timeline's is used.
+    assert inputs["serving.prefill_compute_s"]["value"] == 0.5
+
+
+def _allreduce_run(path: Path, prefill_tail_s: float) -> Path:
+    """Two TP4 all-reduce patterns on h0..h3 (ring: h_i → h_i+1), one group per step each: a
+    decode one (4 of 126 layers emulated, 50 ms compute per step) and a prefill one (8 emulated,
+    1 s of compute per chunk) whose every message arrives ``prefill_tail_s`` late."""
+    rows, mid = [], 0
+    for name, t0, nbytes in (("tp-decode", 0.0, 65_536), ("tp-prefill", 0.5, 1_048_576)):
+        for step in range(6):
+            for i in range(4):
+                rows.append(dict(msg_id=mid, t_start_s=t0 + 0.01 * step, src=f"h{i}", dst=f"h{(i + 1) % 4}",
+                                 bytes=nbytes, kind="allreduce", group=f"{name}/g0/s{step}", request_id=-1, step=step))
+                mid += 1
+    sched = pd.DataFrame(rows)
+    m = sched.copy()
+    m["bytes_emulated"] = m["bytes"]
+    m["packets"] = np.ceil(m["bytes"] / PAYLOAD).astype(int)
+    m["packets_received"] = m["packets"]
+    m["t_sched_ns"] = T0_NS + (m["t_start_s"] * 1e9).round().astype("int64")
+    m["t_tx_first_ns"] = m["t_sched_ns"]
+    wire_ns = ((m["bytes"] + m["packets"] * 42) * 8 / RATE_BPS * 1e9).round().astype("int64")
+    m["t_tx_last_ns"] = m["t_sched_ns"] + wire_ns
+    tail = np.where(m["group"].str.startswith("tp-prefill"), prefill_tail_s * 1e9, 0).astype("int64")
+    m["t_rx_last_ns"] = m["t_sched_ns"] + wire_ns + IDLE_NS + tail
+    workload = {"model": "Llama-3.1-405B", "patterns": [
+        {"type": "allreduce", "name": "tp-decode", "layers_emulated": 4, "phase": "decode",
+         "compute": {"decode_step_compute_s": 0.05, "source": "test"}},
+        {"type": "allreduce", "name": "tp-prefill", "layers_emulated": 8, "phase": "prefill",
+         "compute": {"prefill_step_compute_s": 1.0, "source": "test"}}]}
+    return write_run(path, {"schedule": sched, "messages": m}, spec=parse_fabric_spec(FABRIC, "topologies/test.yaml"),
+                     t0_ns=T0_NS, scale_k=1.0, payload_bytes=PAYLOAD, idle_path_delay_ns=IDLE_NS,
+                     loss_recovery={"model": "go-back-n", "rto_ns": RTO_NS}, workload=workload)
+
+
+def test_decode_and_prefill_allreduces_are_separate_steps_with_their_own_layers(tmp_path):
+    """A late prefill all-reduce slows the prefill chunk, not the decode TPOT; each pattern scales
+    by its own emulated layers (126/4 and 126/8, not the first pattern's for both)."""
+    r = E.cpmt_for_run(_allreduce_run(tmp_path / "run", prefill_tail_s=0.002))
+    tp, pre = r["patterns"]["tp"], r["patterns"]["tp_prefill"]
+    assert (tp["layer_scale"], pre["layer_scale"]) == (126 / 4, 126 / 8)
+    assert (tp["steps"], pre["steps"]) == (6, 6)
+    assert tp["eta"] == pytest.approx(1.0, abs=1e-4)
+    assert tp["comm_ideal_mean_s"] == pytest.approx((65_536 + 16 * 42) * 8 / RATE_BPS + IDLE_NS / 1e9, rel=0.01)
+    ci = pre["comm_ideal_mean_s"]
+    expected = (1.0 + 15.75 * ci) / (1.0 + 15.75 * (ci + 0.002))
+    assert pre["eta"] == pytest.approx(expected, rel=1e-4)
+    e = r["eta"]
+    assert e["prefill_pool"] == pytest.approx(expected, rel=1e-4) and e["decode_pool"] == pytest.approx(1, abs=1e-4)
+    a = r["pools"]["prefill_share"]
+    assert e["combined"] == pytest.approx(1 / (a / e["prefill_pool"] + (1 - a) / e["decode_pool"]), rel=1e-9)
+    assert e["set_by"] == "tp_prefill"
+    lo, hi = r["eta_interval"]["prefill_pool"]
+    assert lo <= e["prefill_pool"] <= hi
