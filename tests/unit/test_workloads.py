@@ -19,8 +19,10 @@ from fabric.workloads.rows import place_experts, power_law_popularity, rank_shar
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = sorted((ROOT / "traffic").glob("*.yaml"))
+# The shipped profiles select hosts by role; on a design mixing accelerators within a role (such as
+# multi-vendor) they are refused, since one pattern's compute timing comes from one accelerator.
 DESIGNS = [p for p in sorted((ROOT / "topologies").glob("*.yaml"))
-           if load_fabric_spec(p).hosts == 16]
+           if (s := load_fabric_spec(p)).hosts == 16 and len({g.accelerator for g in s.host_groups}) == 1]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,8 @@ def test_every_shipped_profile_runs_on_every_16_host_design(profile, design):
     assert frame["t_start_s"].max() < wl.duration_s
     assert (frame["group"] != "").all()
     # no host offered more than its NIC over the duration
-    assert (frame.groupby("src")["bytes"].sum() * 8 / wl.duration_s).max() <= 400e9
+    nic_bps = frame["src"].map(lambda h: g.nodes[h]["nic_rate_bps"]).groupby(frame["src"]).first()
+    assert (frame.groupby("src")["bytes"].sum() * 8 / wl.duration_s <= nic_bps).all()
     assert len(frame) <= 100_000
 
 
