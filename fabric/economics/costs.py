@@ -290,6 +290,19 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
     pricing = led.use("accelerator.pricing", costs.pricing or "tier", "",
                       cf if costs.pricing else "default: an all-in hourly tier price (docs/economics.md §1)")
     cat = f"catalog accelerators.yaml {name}: {acc.source}" if acc else ""
+    tier = led.pick("accelerator.tier", (costs.tier, cf)) if pricing == "tier" else None
+    if (pricing == "tier" and costs.price_per_hour_usd is None and acc is not None
+            and tier not in acc.price_per_hour_usd and acc.purchase_price_usd is not None):
+        # No public hourly market for this accelerator (Gaudi 3): price it from its purchase price,
+        # power and colocation like bottom-up pricing does, and say so, rather than refuse the design.
+        led.use(f"accelerator.{name}.pricing", "bottom_up", "",
+                f"the catalog has no {tier!r} hourly price for {name}: priced bottom-up (purchase, server share, "
+                f"all-in power, colocation) beside the tier-priced accelerators")
+        pricing = "bottom_up"
+        note = (f"{name} has no {tier!r} hourly price in the catalog: priced bottom-up beside the tier-priced "
+                f"accelerators (give accelerator.price_per_hour_usd in a cost file to override)")
+    else:
+        note = None
     if pricing == "tier":
         # An all-in tier price already pays for a back-end network; take that share out, so that
         # the design's own network (added by the caller) is the only network in the bill.
@@ -298,7 +311,6 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
             price = led.use(f"accelerator.{name}.price_per_hour_usd", costs.price_per_hour_usd, "USD/h", cf)
             return {"name": name, "pricing": "tier", "tier": "cost file", "all_in_usd_per_hour": price,
                     "network_share_removed": share, "usd_per_hour": price * (1.0 - share)}
-        tier = led.pick("accelerator.tier", (costs.tier, cf))
         if acc is None or tier not in acc.price_per_hour_usd:
             have = ", ".join(sorted(acc.price_per_hour_usd)) if acc else "none"
             raise CostError(costs.source or "catalog", "accelerator.price_per_hour_usd",
@@ -327,7 +339,8 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
     colo_h = colocation_usd_per_hour(power_w, colo)
     return {"name": name, "pricing": "bottom_up", "purchase_price_usd": purchase, "server_share_usd": server,
             "power_w": power_w, "capex_usd_per_hour": capex_h, "power_usd_per_hour": power_h,
-            "colocation_usd_per_hour": colo_h, "usd_per_hour": capex_h + power_h + colo_h}
+            "colocation_usd_per_hour": colo_h, "usd_per_hour": capex_h + power_h + colo_h,
+            **({"note": note} if note else {})}
 
 
 def accelerator_power_w(name: str, costs: CostFile, led: Ledger) -> float | None:

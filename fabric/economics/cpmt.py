@@ -140,7 +140,8 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         "messages": der["messages"],
         "recovered_messages": der["recovered_messages"],
         "inputs": led.as_list(),
-        "warnings": der["warnings"] + ([energy["note"]] if energy["note"] else []),
+        "warnings": der["warnings"] + [a["note"] for a in acc_costs.values() if a.get("note")]
+        + ([energy["note"]] if energy["note"] else []),
     }
 
 

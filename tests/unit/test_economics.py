@@ -425,11 +425,17 @@ def test_bad_cost_files_name_file_and_key(tmp_path, data, key, words):
     assert words in msg
 
 
-def test_missing_tier_price_is_refused_per_run(tmp_path):
+def test_an_accelerator_without_a_tier_price_is_priced_bottom_up_and_says_so(tmp_path):
+    """Gaudi 3 has no public hourly market: under the default tier pricing it costs what bottom-up
+    pricing gives (purchase, server share, power, colocation), with a warning, instead of refusing
+    every design that holds one."""
     run = make_run(tmp_path / "run")
-    costs = write_costs(tmp_path / "c.yaml", {"accelerator": {"name": "Gaudi3"}})
-    with pytest.raises(CostError, match=r"accelerator\.price_per_hour_usd: is required"):
-        E.cpmt_for_run(run, costs)
+    tier = E.cpmt_for_run(run, write_costs(tmp_path / "t.yaml", {"accelerator": {"name": "Gaudi3"}}))
+    bottom_up = E.cpmt_for_run(run, write_costs(tmp_path / "b.yaml", {"accelerator": {"name": "Gaudi3",
+                                                                                        "pricing": "bottom_up"}}))
+    a, b = tier["cost"]["accelerator_pricing"]["Gaudi3"], bottom_up["cost"]["accelerator_pricing"]["Gaudi3"]
+    assert a["pricing"] == "bottom_up" and a["usd_per_hour"] == pytest.approx(b["usd_per_hour"], rel=1e-12)
+    assert any("Gaudi3 has no 'neocloud' hourly price" in w for w in tier["warnings"])
 
 
 def test_example_cost_file_loads_and_matches_defaults(tmp_path):
