@@ -44,6 +44,12 @@ class Executor:
     def check_resources(self, engines: set[str]) -> None:
         """Refuse a cluster that cannot run these engines as the sweep requires."""
 
+    def after_close(self, cleanup: Callable[[], None]) -> None:
+        """Call ``cleanup`` once no worker can still be running a point of an interrupted sweep: after a
+        local cluster's worker processes are killed and joined. Elsewhere nothing: a point interrupted
+        in this process has cleaned up already, and a worker of an existing cluster finishes (or
+        cleans up) the point it was running on its own."""
+
 
 class SynchronousExecutor(Executor):
     """Each point in this process, one after the other, through Dask's synchronous scheduler."""
@@ -107,11 +113,20 @@ class DaskExecutor(Executor):
         executor = cls(None, runner, f"local Dask cluster ({n} worker {kind}{'es' if n > 1 and processes else ''}"
                                      f"{'s' if n > 1 and not processes else ''}, one emulation at a time)", start)
         executor._local = True
+        if processes:
+            executor._cleanups = []
         try:
             yield executor
         finally:
             for thing in reversed(made):
                 thing.close()
+            # Only now (closing joined the worker processes) can nothing write where a cleanup removes.
+            for cleanup in executor._cleanups or ():
+                cleanup()
+
+    def after_close(self, cleanup: Callable[[], None]) -> None:
+        if self._cleanups is not None:
+            self._cleanups.append(cleanup)
 
     @classmethod
     @contextmanager
@@ -129,6 +144,7 @@ class DaskExecutor(Executor):
             client.close()
 
     _local = False
+    _cleanups: list | None = None   # a local cluster of worker processes: what to do once it is closed
 
     def check_resources(self, engines: set[str]) -> None:
         if "emu" not in engines or self._local:  # the local cluster offers exactly one unit

@@ -190,6 +190,9 @@ def run_sweep(plan: SweepPlan, out: Path, executor, events: SweepEvents | None =
             executor.run(initial, done)
     except KeyboardInterrupt:
         interrupted = True
+        # A local cluster's workers are killed when it closes, mid-point: then their staging goes too.
+        unfinished = [h for h, r in records.items() if r.status != "ok"]
+        executor.after_close(lambda: _remove_stale_stages(out, unfinished))
     finally:
         events.finished()
     (out / TOKEN_FILE).unlink(missing_ok=True)
@@ -197,13 +200,15 @@ def run_sweep(plan: SweepPlan, out: Path, executor, events: SweepEvents | None =
                        round(time.time() - started, 1))
 
 
-def _remove_stale_stages(out: Path) -> None:
-    """Staging directories of unfinished points left by a worker that was killed mid-run (a sweep
-    interrupted with Ctrl-C closes its local cluster under them). One sweep at a time per DIR."""
+def _remove_stale_stages(out: Path, hashes: list[str] | None = None) -> None:
+    """Staging directories of unfinished points (of ``hashes``; default: all) left by a worker that
+    was killed mid-run: a sweep interrupted with Ctrl-C closes its local cluster under them (and
+    removes them once it is closed), a crash leaves them. One sweep at a time per DIR."""
     import shutil
-    for stage in points_dir(out).glob(".*.partial-*"):
-        if stage.is_dir():
-            shutil.rmtree(stage, ignore_errors=True)
+    for pattern in [f".{h}.partial-*" for h in hashes] if hashes is not None else [".*.partial-*"]:
+        for stage in points_dir(out).glob(pattern):
+            if stage.is_dir():
+                shutil.rmtree(stage, ignore_errors=True)
 
 
 def _resources(point: Point) -> dict | None:
