@@ -115,7 +115,9 @@ def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | No
     run = run if run is not None else read_run_json(run_dir)
     if host_rate_bps is None:
         host_rate_bps = float(rundir.fabric_spec(run, f"{run_dir}/run.json").host_link_rate_bps)
-    rate = led.use("host_link_rate_bps", float(host_rate_bps), "bit/s", "run.json fabric design: host_link_rate")
+    rate = led.use("host_link_rate_bps", float(host_rate_bps), "bit/s",
+                   "run.json fabric design: host_link_rate (the fastest host's in a mix of NICs); used only where a "
+                   "message's own NIC rates are not recorded")
     idle = _idle_path_delay_s(run, run_dir, costs, led)
     lr = run.get("loss_recovery") or {}
     rto = led.pick("loss_recovery.rto_s", (costs.rto_s, f"cost file {costs.source}"),
@@ -153,10 +155,14 @@ def message_times(run_dir: Path, costs: CostFile | None = None, led: Ledger | No
     if missing.any():
         # A scheduled message with no record was never delivered: the loss-recovery model from its
         # scheduled start, resending all of it (real bytes at the real line rate: same time).
+        # Its bottleneck NIC (sender's or receiver's, as built) sets its line rate.
         sub = frame[missing]
+        nic = rundir.host_rates_bps(run)
+        line_bps = np.minimum(sub["src"].map(nic).fillna(rate).to_numpy(np.float64),
+                              sub["dst"].map(nic).fillna(rate).to_numpy(np.float64))
         measured[missing] = sub["t_start_s"] + recovery_completion_ns(
-            np.zeros(len(sub)), sub["bytes"].to_numpy(np.float64), np.full(len(sub), rate), rto * 1e9, idle * 1e9) / 1e9
-        frame.loc[missing, "ideal_done_s"] = sub["t_start_s"] + sub["bytes"] * 8.0 / rate + idle
+            np.zeros(len(sub)), sub["bytes"].to_numpy(np.float64), line_bps, rto * 1e9, idle * 1e9) / 1e9
+        frame.loc[missing, "ideal_done_s"] = sub["t_start_s"] + sub["bytes"] * 8.0 / line_bps + idle
     frame["recovered"] = frame["recovered"].fillna(True).astype(bool) | missing
     frame["measured_done_s"] = measured.astype("float64")
     cols = ["msg_id", "kind", "group", "request_id", "step", "src", "dst", "bytes", "t_start_s",

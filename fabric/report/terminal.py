@@ -120,8 +120,9 @@ def cpmt_explain(r: dict) -> str:
     rate = val("host_link_rate_bps", 0.0)
     idle = val("idle_path_delay_s", 0.0)
     out.append(f"Step 1 — completion times ({r['messages']} messages in {r['run_dir']})")
-    out.append(f"  ideal    = message bytes × 8 / {rate / 1e9:g} Gbit/s (each NIC's messages back to back, "
-               f"no fabric contention) + idle path delay {idle * 1e6:.1f} µs")
+    out.append(f"  ideal    = message bytes × 8 / its NICs' rate ({rate / 1e9:g} Gbit/s for every host unless the design "
+               f"mixes NICs; each NIC's messages back to back, no fabric contention) + idle path delay "
+               f"{idle * 1e6:.1f} µs")
     out.append(f"  measured = t_rx_last − t_sched; {r['recovered_messages']} message(s) with lost packets charged "
                f"first lost packet's send + RTO {val('loss_recovery.rto_s', 0) * 1e3:.1f} ms + go-back-N resend from the first lost packet")
     out.append("Step 2 — η per pattern")

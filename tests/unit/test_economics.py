@@ -705,3 +705,17 @@ def test_decode_and_prefill_allreduces_are_separate_steps_with_their_own_layers(
     assert e["set_by"] == "tp_prefill"
     lo, hi = r["eta_interval"]["prefill_pool"]
     assert lo <= e["prefill_pool"] <= hi
+
+
+def test_a_lost_message_is_resent_at_its_own_bottleneck_nic(tmp_path):
+    """Decode hosts at 200G in a design whose prefill hosts have 400G: a never-delivered KV shard
+    (prefill → decode) is charged its bytes at 200G, not at the design's fastest rate."""
+    mixed = {**FABRIC, "host_groups": [{**FABRIC["host_groups"][0]},
+                                       {**FABRIC["host_groups"][1], "nic_rate": "200G"}]}
+    run = make_run(tmp_path / "run", spec=parse_fabric_spec(mixed, "topologies/test.yaml"))
+    m = pd.read_parquet(run / "messages.parquet")
+    write_table(run, "messages", m[m["msg_id"] != 0])
+    row = E.message_times(run).query("msg_id == 0").iloc[0]
+    expected = KV_SHARD_BYTES * 8 / 200e9 + RTO_NS / 1e9 + IDLE_NS / 1e9
+    assert row["measured_done_s"] - row["t_start_s"] == pytest.approx(expected, rel=1e-9)
+    assert row["ideal_done_s"] - row["t_start_s"] == pytest.approx(KV_SHARD_BYTES * 8 / 200e9 + IDLE_NS / 1e9)
