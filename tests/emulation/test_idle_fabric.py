@@ -1,10 +1,8 @@
 """An idle fabric is not charged: each shipped pattern alone at ≤ 1% load on each shipped design
 completes as the contention-free ideal says (slowdown ≈ 1, η ≈ 1), and no message beats physics.
 
-Each shipped profile is generated on the design, then thinned to a few of its groups (a KV
-request's shards, one all-to-all or all-reduce step, one incast) placed one after another with 100×
-their own busy time between them, so every NIC is busy at most 1% of the time and no two groups
-meet. What is left to measure is the emulator itself: its per-packet latency and packet
+Each shipped profile is generated on the design, then thinned to a few of its groups, one after
+another at ≤ 1% load (tests/idle.py). What is left to measure is the emulator itself: its per-packet latency and packet
 granularity, which the completion model's ideal accounts for (fabric.analysis.completion).
 
 What does not hold yet is marked where it is parametrized (KNOWN_GAPS), with the measured figure:
@@ -14,10 +12,7 @@ those cases still run and report (xfail), so a fix shows up as XPASS.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from fabric import economics as E
@@ -27,13 +22,10 @@ from fabric.schedule import ETA_KINDS
 from fabric.specs import load_fabric_spec
 from fabric.topology import build_fabric, hosts
 from fabric.workloads import generate_schedule, load_workload, workload_facts
+from tests.idle import REPO, idle_schedule, shipped_profiles
 
-REPO = Path(__file__).resolve().parents[2]
 DESIGNS = ["leaf-spine-ecmp", "leaf-spine-spray", "scheduled-fabric"]
-# mixed-inference is the other profiles' patterns together (KV, MoE all-to-all, background).
-PROFILES = sorted(p.stem for p in (REPO / "traffic").glob("*.yaml") if p.stem != "mixed-inference")
-UNITS_PER_KIND = 4
-DUTY = 0.01
+PROFILES = shipped_profiles()
 SLOWDOWN_TOLERANCE = 0.05
 ETA_TOLERANCE = 0.02
 
@@ -76,29 +68,6 @@ def _cases():
             yield pytest.param(design, profile, id=f"{design}-{profile}", marks=marks)
 
 
-def idle_schedule(schedule: pd.DataFrame, nic_bps: dict[str, float]) -> pd.DataFrame:
-    """A few units (groups, or single ungrouped messages) per kind, one after another at ≤ 1% load."""
-    s = schedule.copy()
-    s["unit"] = np.where(s["group"].astype(str) != "", s["kind"].astype(str) + "/" + s["group"].astype(str),
-                         "msg/" + s["msg_id"].astype(str))
-    first = s.groupby("unit")["t_start_s"].min().rename("u_start")
-    s = s.join(first, on="unit")
-    keep = (s.drop_duplicates("unit").sort_values(["kind", "u_start", "unit"])
-            .groupby("kind").head(UNITS_PER_KIND)["unit"])
-    s = s[s["unit"].isin(set(keep))].copy()
-    s["offset_s"] = s["t_start_s"] - s["u_start"]
-    rows, t = [], 0.0
-    for _, unit in s.sort_values(["u_start", "unit"]).groupby("unit", sort=False):
-        sent = unit.groupby("src")["bytes"].sum() * 8 / unit["src"].map(nic_bps).groupby(unit["src"]).first()
-        received = unit.groupby("dst")["bytes"].sum() * 8 / unit["dst"].map(nic_bps).groupby(unit["dst"]).first()
-        busy_s = max(sent.max(), received.max())
-        rows.append(unit.assign(t_start_s=t + unit["offset_s"]))
-        t += unit["offset_s"].max() + busy_s / DUTY
-    out = pd.concat(rows).drop(columns=["unit", "u_start", "offset_s"])
-    out["msg_id"] = np.arange(len(out))
-    return out.reset_index(drop=True)
-
-
 @pytest.mark.parametrize("design, profile", list(_cases()))
 def test_each_pattern_alone_on_an_idle_fabric_is_not_charged(tmp_path, design, profile):
     spec = load_fabric_spec(REPO / "topologies" / f"{design}.yaml")
@@ -130,7 +99,7 @@ def test_each_pattern_alone_on_an_idle_fabric_is_not_charged(tmp_path, design, p
               f"messages, one-packet share {metrics['fidelity']['detail']['resolution'].get(kind)})")
         assert abs(p50 - 1) <= tolerance, f"{kind}: slowdown p50 {p50:.3f} (bound ±{tolerance:.3f}) on an idle fabric ({scale})"
     eta = E.cpmt_for_run(out)["eta"]
-    for pattern in ("kv", "moe", "tp"):
+    for pattern in ("kv", "moe", "tp", "tp_prefill"):
         if eta.get(pattern) is not None:
             print(f"{design} {profile}: eta_{pattern} = {eta[pattern]:.4f}")
             assert abs(eta[pattern] - 1) <= ETA_TOLERANCE, f"eta_{pattern} = {eta[pattern]:.4f} on an idle fabric"
