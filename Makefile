@@ -21,7 +21,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PYTEST) -q tests
+	$(PYTEST) -q --durations=25 tests
 
 unit-test:
 	$(PYTEST) -q tests/unit
