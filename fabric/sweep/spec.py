@@ -15,7 +15,8 @@ Format (paths relative to the sweep file)::
       design.buffer_per_port: [1MB, 8MB]
       design.load_balancing.mode: [ecmp, spray]
     points:                             # ... or a list of points (not both)
-      - {design.spines: 2, workload.patterns[background].load: 5%}
+      - design.spines: 2                # block style: a key with [...] is not plain YAML inside {...}
+        workload.patterns[background].load: 5%
     find:                               # optional: SLO-bound goodput per point of grid/points
       max_rate_within_slo:
         key: workload.patterns[kv].arrivals.rate_per_s
@@ -23,7 +24,7 @@ Format (paths relative to the sweep file)::
         steps: 4
     kpis:                               # optional (needs follows:): the draft's KPIs, by its names
       - {kpi: KV_xfer_latency, measure: mct_us.kv.p99}
-      - {kpi: latency degradation factor, measure: ttft_ms.p99, baseline: points[0]}
+      - {kpi: latency degradation factor, measure: ttft_ms.p99, baseline: "points[0]"}
 
 Keys start with ``design.`` (a dotted path into the design YAML) or ``workload.`` (into the
 profile); :mod:`fabric.sweep.paths` reads them. This module checks the file's own shape; whether
