@@ -311,7 +311,8 @@ def write_sweep_results(result: SweepResult) -> dict:
     keys = [k.text for k in spec.keys] + ([spec.find.key.text] if spec.find else [])
     frame = results_frame(result.records, keys)
     searches = search_summaries(result)
-    info = {"name": spec.name, "description": spec.description, "follows": spec.follows, "source": spec.source,
+    info = {"name": spec.name, "description": spec.description, "follows": spec.follows, "kpis": spec.kpis,
+            "source": spec.source,
             "design": str(spec.design_path), "workload": str(spec.workload_path), "engines": list(spec.engines),
             "seeds": list(spec.seeds) if spec.seeds else "the profile's", "executor": result.executor,
             "costs": str(spec.costs_path) if spec.costs_path else None, "interrupted": result.interrupted,
