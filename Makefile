@@ -20,12 +20,13 @@ demo: setup
 	bash scripts/demo.sh $(DEMO_OUT)
 
 # Emulation tests need the whole machine, one at a time; unit and simulator tests run two
-# processes at once (a test file stays in one process: its shared simulations run once).
+# processes at once (a test file stays in one process: its shared simulations run once; the
+# simulator files, the longest, first).
 test: setup
 	$(VENV)/bin/ruff check .
 	status=0; \
 	$(PYTEST) -q --durations=15 tests/emulation || status=1; \
-	$(PYTEST) -q --durations=15 -n 2 --dist loadfile tests/unit tests/sim || status=1; \
+	$(PYTEST) -q --durations=15 -n 2 --dist loadfile tests/sim tests/unit || status=1; \
 	exit $$status
 
 unit-test:

@@ -31,6 +31,10 @@ def test_cpmt_for_each_design_traces_eta_to_measured_tails(tmp_path, profile, pa
         out = tmp_path / design
         _fabric("run", "--topo", f"topologies/{design}.yaml", "--traffic", f"traffic/{profile}.yaml",
                 "--out", str(out), "--quiet")
+        if design == "leaf-spine-ecmp":
+            # The same run test_run_cli's every-profile test would make: it keeps its fidelity invariant.
+            fidelity = json.loads((out / "metrics.json").read_text())["fidelity"]
+            assert fidelity["verdict"] == "trusted", fidelity["reasons"]
         data = json.loads(_fabric("cpmt", str(out), "--json"))
         explain = _fabric("cpmt", str(out), "--explain")
         eta = data["eta"][pattern]

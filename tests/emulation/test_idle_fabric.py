@@ -54,6 +54,9 @@ KNOWN_GAPS = {
 }
 # The all-to-all cases take a minute each (time dilation ~100); their gap is stated above.
 SLOW_AND_KNOWN = {"moe-deepseek-v3-decode"}
+# The scheduled fabric's gap is one (its credit loop) whatever the pattern: one case still runs
+# (xfail; XPASS once it is fixed), the others are skipped to keep the suite's time.
+SCHEDULED_SENTINEL = "incast"
 
 
 def _cases():
@@ -61,7 +64,7 @@ def _cases():
         for profile in PROFILES:
             gap = SCHEDULED_TICK if design == "scheduled-fabric" else KNOWN_GAPS.get((design, profile))
             marks = []
-            if gap and profile in SLOW_AND_KNOWN:
+            if gap and (profile in SLOW_AND_KNOWN or (gap is SCHEDULED_TICK and profile != SCHEDULED_SENTINEL)):
                 marks.append(pytest.mark.skip(reason=f"known gap: {gap}"))
             elif gap:
                 marks.append(pytest.mark.xfail(reason=f"known gap: {gap}", strict=False))
