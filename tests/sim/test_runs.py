@@ -19,6 +19,7 @@ import pytest
 from fabric.analysis.run_metrics import completions, read_frames, write_metrics
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, WIRE_OVERHEAD_BYTES
 from fabric.rundir import read_run_json
+from tests.processes import alive, pids_with
 from tests.sim import scenarios as S
 from tests.sim.conftest import needs_ns3
 
@@ -196,37 +197,14 @@ def test_ctrl_c_kills_the_simulator_and_leaves_nothing(tmp_path):
     children: list[int] = []
     while time.time() < deadline and not children:
         time.sleep(0.2)
-        children = [pid for pid in _pids_with(str(tmp_path / "runs")) if pid != proc.pid]
+        children = [pid for pid in pids_with(str(tmp_path / "runs")) if pid != proc.pid]
     assert children, "the simulator process never started"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and b"KeyboardInterrupt" in err
     # Killed processes may linger a moment as zombies until whoever inherits them reaps them: dead all the same.
     deadline = time.time() + 10
-    while time.time() < deadline and any(_alive(pid) for pid in children):
+    while time.time() < deadline and any(alive(pid) for pid in children):
         time.sleep(0.2)
-    assert not any(_alive(pid) for pid in children)
+    assert not any(alive(pid) for pid in children)
     assert not (tmp_path / "runs").exists()
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie (state Z: dead, waiting to be reaped)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "?")
-    return state not in ("Z", "X")
-
-
-def _pids_with(text: str) -> list[int]:
-    """Processes whose command line mentions ``text``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids

@@ -33,6 +33,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.processes import alive, pids_with
 from tests.sim.conftest import needs_ns3
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,27 +83,6 @@ def _staged(out: Path) -> set[str]:
     return {d.name.split(".")[1] for d in (out / "points").glob(".*.partial-*")}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "?")
-    return state not in ("Z", "X")
-
-
-def _pids_with(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 @needs_ns3
 def test_sweep_interrupted_and_resumed_on_a_two_worker_cluster(tmp_path):
     grid = {MODE: ["ecmp", "spray"], TOKENS: [64, 128, 256]}
@@ -135,9 +115,9 @@ def test_sweep_interrupted_and_resumed_on_a_two_worker_cluster(tmp_path):
     # Nothing of the interrupted points is left running or half-written: no simulator process, no
     # staging directory, no run directory without its run.json; the sweep's token is removed.
     deadline = time.time() + 30
-    while time.time() < deadline and any(_alive(pid) for pid in _pids_with(str(out))):
+    while time.time() < deadline and any(alive(pid) for pid in pids_with(str(out))):
         time.sleep(0.2)
-    assert not [pid for pid in _pids_with(str(out)) if _alive(pid)]
+    assert not [pid for pid in pids_with(str(out)) if alive(pid)]
     points = out / "points"
     assert not list(points.glob(".*")), sorted(p.name for p in points.glob(".*"))
     assert {d.name for d in points.iterdir() if d.is_dir()} == before

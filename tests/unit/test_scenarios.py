@@ -13,14 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from fabric.analysis.metrics import jain_index
 from fabric.errors import SpecError
 from fabric.sweep import load_sweep, plan_sweep
 from fabric.sweep.results import measure
 from fabric.sweep.spec import DRAFT_KPIS, parse_measure
-from tests.unit.test_sweep import CALLS, RATE_KEY, run, write_sweep
+from tests.unit.test_sweep import RATE_KEY, assert_refused_in_one_line, run, write_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
@@ -59,11 +58,6 @@ def test_a_pattern_list_written_out_in_a_scenario_is_the_base_profiles(path):
 # kpis: parsing
 # --------------------------------------------------------------------------------------------
 
-def cli():
-    from fabric.cli import app
-    return app
-
-
 @pytest.mark.parametrize("kpis, key, words", [
     ([{"kpi": "KV_latency", "measure": "mct_us.kv.p99"}], "kpis[0].kpi", ["'KV_latency'", "KV_xfer_latency"]),
     ([{"kpi": "TTFT", "measure": "ttft_ms.p99"}, {"kpi": "ITL", "measure": "mct_us.kvv.p99"}], "kpis[1].measure",
@@ -76,15 +70,7 @@ def cli():
 ])
 def test_a_bad_kpi_entry_is_one_line_naming_file_key_and_value(tmp_path, kpis, key, words):
     path = write_sweep(tmp_path, {"follows": f"{DRAFT} §5.2", "grid": {RATE_KEY: [40, 60]}, "kpis": kpis})
-    out = tmp_path / "out"
-    res = CliRunner().invoke(cli(), ["sweep", str(path), "--out", str(out), "--sync"])
-    assert res.exit_code == 1, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1, res.output
-    assert lines[0].startswith(f"error: {path}: {key}: "), lines[0]
-    for w in words:
-        assert w in lines[0], lines[0]
-    assert not out.exists() and not CALLS
+    assert_refused_in_one_line(path, tmp_path / "out", key, words)
 
 
 def test_kpis_need_follows_and_measures_parse():

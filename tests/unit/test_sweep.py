@@ -165,8 +165,11 @@ def cli():
     ({"fabric.spines": [2]}, "grid.fabric.spines", ["design. or workload."]),
 ])
 def test_a_bad_key_or_value_is_one_line_naming_file_key_and_value(tmp_path, grid, key, words):
-    path = write_sweep(tmp_path, {"grid": grid})
-    out = tmp_path / "out"
+    assert_refused_in_one_line(write_sweep(tmp_path, {"grid": grid}), tmp_path / "out", key, words)
+
+
+def assert_refused_in_one_line(path: Path, out: Path, key: str, words: list[str]) -> None:
+    """`fabric sweep PATH` exits 1 with one line naming the file, the key and ``words``; nothing ran or was written."""
     res = CliRunner().invoke(cli(), ["sweep", str(path), "--out", str(out), "--sync"])
     assert res.exit_code == 1, res.output
     lines = res.output.strip().splitlines()
