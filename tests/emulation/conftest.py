@@ -73,3 +73,13 @@ def emulate(tmp_path):
                 pd.read_parquet(out / "links.parquet"))
 
     return _emulate
+
+
+def assert_fidelity_holds(fidelity: dict, allowed_warnings: tuple[str, ...] = ()) -> None:
+    """A normal run keeps the emulator's invariants: nothing fails, and the only warnings are this
+    machine's own load (the emulator's machinery signals, which a slower or busier VM of this kind
+    can raise at the chosen scale: that is what they are for) or ``allowed_warnings``."""
+    from fabric.analysis.fidelity import ENGINE_ONLY
+    assert not fidelity["failing"], fidelity["reasons"]
+    unexpected = set(fidelity["warning"]) - set(ENGINE_ONLY["emu"]) - set(allowed_warnings)
+    assert not unexpected, fidelity["reasons"]
