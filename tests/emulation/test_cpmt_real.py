@@ -32,7 +32,7 @@ def test_cpmt_for_each_design_traces_eta_to_measured_tails(tmp_path, profile, pa
     for design in ("leaf-spine-ecmp", "scheduled-fabric"):
         out = tmp_path / design
         # MoE: 3 of the profile's 7 decode steps (a dilated scheduled-fabric run takes a minute for 7).
-        window = ["--window", "0s:100ms"] if pattern == "moe" else []
+        window = ["--window", "1ns:100ms"] if pattern == "moe" else []
         _fabric("run", "--topo", f"topologies/{design}.yaml", "--traffic", f"traffic/{profile}.yaml",
                 "--out", str(out), "--quiet", *window)
         if design == "leaf-spine-ecmp":
