@@ -493,9 +493,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                     "timed it" + (f" ({instance[2]})" if instance else ""))
         elif instance is not None and mdl is not None:
             # The prefill instance's rate the generator used (its TP group, not one accelerator).
-            key = np.where(kv_rows["request_id"] >= 0, "r" + kv_rows["request_id"].astype(str),
-                           "g" + kv_rows["group"].astype(str))
-            prompt_tokens = kv_rows.groupby(key)["bytes"].sum() / mdl.kv_bytes_per_token
+            prompt_tokens = kv_rows.groupby(request_keys(kv_rows))["bytes"].sum() / mdl.kv_bytes_per_token
             prefill = prompt_tokens / instance[0]
             led.use("serving.prefill_compute_s", float(prefill.mean()), "s (mean)",
                     f"prompt tokens = KV bytes / {mdl.kv_bytes_per_token} B per token ({mdl.name}); ÷ "
@@ -508,9 +506,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
             except FabricError:
                 acc = None
             if mdl is not None and acc is not None:
-                key = np.where(kv_rows["request_id"] >= 0, "r" + kv_rows["request_id"].astype(str),
-                               "g" + kv_rows["group"].astype(str))
-                prompt_tokens = kv_rows.groupby(key)["bytes"].sum() / mdl.kv_bytes_per_token
+                prompt_tokens = kv_rows.groupby(request_keys(kv_rows))["bytes"].sum() / mdl.kv_bytes_per_token
                 rate = acc.prefill_tokens_per_s(mdl)
                 prefill = prompt_tokens / rate
                 led.use("serving.prefill_compute_s", float(prefill.mean()), "s (mean)",
