@@ -111,7 +111,10 @@ def test_sweep_interrupted_and_resumed_on_a_two_worker_cluster(tmp_path):
     assert "interrupted" in stderr and "run the same command again to resume" in stderr
 
     before = _finished(out)
-    assert 1 <= len(before) <= 4 and not running <= before, (before, running)
+    # At least two points are left to resume. A point running at the SIGINT may still finish (and be
+    # renamed into place) before its worker is killed: that is a complete run directory, not a race
+    # to assert against (a clean-clone CI run saw both running points complete).
+    assert 1 <= len(before) <= 4, (before, running)
     # Nothing of the interrupted points is left running or half-written: no simulator process, no
     # staging directory, no run directory without its run.json; the sweep's token is removed.
     deadline = time.time() + 30
