@@ -45,7 +45,7 @@ from fabric.economics.costs import (  # noqa: F401
     load_costs,
     network_hourly_usd,
 )
-from fabric.economics.cpmt import compare_break_even, cpmt_for_run, energy_figures  # noqa: F401
+from fabric.economics.cpmt import compare_break_even, cpmt_for_run, energy_figures, mix_break_even  # noqa: F401
 from fabric.economics.derating import (  # noqa: F401
     A2A_KINDS,
     KV_KINDS,

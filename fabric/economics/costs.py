@@ -103,6 +103,7 @@ class CostFile:
     overlap_fraction: float | None = None
     pool_model: str | None = None
     prefill_pool_share: float | None = None
+    request_rate_per_s: float | None = None
     tier_network_share: float | None = None
     server_share_usd: float | None = None
     system_power_ratio: float | None = None
@@ -172,6 +173,7 @@ def load_costs(path: str | Path | None) -> CostFile:
         out["overlap_fraction"] = opt_number(srv, "overlap_fraction", maximum=1.0)
         out["pool_model"] = srv.choice("pool_model", POOL_MODELS, None) if srv.has("pool_model") else None
         out["prefill_pool_share"] = opt_number(srv, "prefill_pool_share", maximum=1.0)
+        out["request_rate_per_s"] = opt_number(srv, "request_rate_per_s", positive=True)
         srv.finish()
         total, output = out["total_tokens_per_s"], out["output_tokens_per_s"]
         if total is not None and output is not None and output > total:

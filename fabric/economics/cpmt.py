@@ -69,7 +69,13 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     bom = scale_bom(bill_of_materials(build_fabric(spec)), scale)
     pue = led.pick("facility.pue", (costs.pue, cf))
     kwh = led.pick("facility.electricity_usd_per_kwh", (costs.electricity_usd_per_kwh, cf))
-    groups = [(g.name, g.count * scale, costs.accelerator_name or g.accelerator) for g in spec.host_groups]
+    stages = der["stages"]
+    if stages is not None and costs.accelerator_name is None:
+        # Each stage's pool priced at its own accelerator, sized to the load (or as the design built them).
+        groups = [(f"{pool.stage}:{pool.group}", n, pool.accelerator)
+                  for pool, n in stages.costed_counts(count, der["pools"]["model"])]
+    else:
+        groups = [(g.name, g.count * scale, costs.accelerator_name or g.accelerator) for g in spec.host_groups]
     design_src = "run.json fabric design"
     acc_costs = {}
     acc_total = 0.0
@@ -99,6 +105,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     ideal_cpmt_output = cpmt_usd_per_mtok(cost_per_hour, ideal_output)
     example_p = 0.30
     energy = energy_figures(groups, acc_power, net["power_w"], pue, served_total, led)
+    pools = pool_table(stages, der, groups, acc_costs) if stages is not None and costs.accelerator_name is None else None
     return {
         "run_dir": str(run_dir),
         "design": {"name": spec.name, "kind": spec.kind, "hosts": spec.hosts, "costed_accelerators": n_acc},
@@ -108,6 +115,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         "cpmt_total_interval": _cpmt_interval(ideal_cpmt_total, der["eta_interval"]["combined"]),
         "cpmt_output_interval": _cpmt_interval(ideal_cpmt_output, der["eta_interval"]["combined"]),
         "pools": der["pools"],
+        "stage_pools": pools,
         "token_shares": der["token_shares"],
         "cpmt_total_usd_per_mtok": cpmt_usd_per_mtok(cost_per_hour, served_total),
         "cpmt_output_usd_per_mtok": cpmt_usd_per_mtok(cost_per_hour, served_output),
@@ -177,6 +185,26 @@ def energy_figures(groups: list[tuple[str, float, str]], acc_power_w: dict[str, 
     }
 
 
+def pool_table(stages, der: dict, groups: list[tuple[str, float, str]], acc_costs: dict) -> dict:
+    """Each stage's pools for the report: size in the costed cluster, $/accelerator-hour, η, and
+    accelerators and instances needed at the target request rate; plus how the design's own pools
+    fit the workload (docs/economics.md §6)."""
+    eta = {"prefill": der["eta"]["prefill_pool"], "decode": der["eta"]["decode_pool"]}
+    sized = stages.sized(eta)
+    rows = []
+    for (label, count, acc_name), need in zip(groups, sized):
+        rows.append({"stage": need["stage"], "group": need["group"], "accelerator": acc_name,
+                     "accelerators": count, "usd_per_accelerator_hour": acc_costs[acc_name]["usd_per_hour"],
+                     "usd_per_hour": count * acc_costs[acc_name]["usd_per_hour"], "eta": eta[need["stage"]],
+                     "tokens_per_s_per_accelerator": need["tokens_per_s_per_accelerator"],
+                     "accelerators_at_target": need["accelerators"], "instances_at_target": need["instances"],
+                     "instance_hosts": need["instance_hosts"]})
+    return {"pools": rows, "prompt_tokens_mean": stages.prompt_tokens_mean,
+            "output_tokens_mean": stages.output_tokens_mean, "target_requests_per_s": stages.request_rate_per_s,
+            "stage_rate": {s: stages.stage_rate(s) for s in ("prefill", "decode")},
+            "prefill_share_sized": stages.prefill_share, "fit": stages.design_fit(), "pattern": stages.pattern}
+
+
 def _cpmt_interval(ideal_cpmt: float, eta_interval: list[float] | None) -> list[float] | None:
     if not eta_interval or min(eta_interval) <= 0:
         return None
@@ -211,3 +239,25 @@ def compare_break_even(a: dict, b: dict) -> dict:
         "cpmt_total_ratio": b["cpmt_total_usd_per_mtok"] / a["cpmt_total_usd_per_mtok"],
     }
 
+
+
+def mix_break_even(a: dict, b: dict) -> dict:
+    """Break-even of accelerator mix B against mix A on one fabric (two :func:`cpmt_for_run` results).
+
+    CPMT = CPMT_ideal ÷ η, so B is cheaper per token iff η_B/η_A > CPMT_ideal,B / CPMT_ideal,A: the
+    ideal ratio is what the accelerators are worth to each other, the η ratio what the network
+    gives back. ``network_takes_back`` is the share of B's ideal advantage lost to the network:
+    (CPMT_B/CPMT_A − ideal ratio) / (1 − ideal ratio); None when B has no ideal advantage.
+    """
+    ideal_ratio = b["cpmt_ideal"]["total_usd_per_mtok"] / a["cpmt_ideal"]["total_usd_per_mtok"]
+    measured_ratio = b["cpmt_total_usd_per_mtok"] / a["cpmt_total_usd_per_mtok"]
+    eta_a, eta_b = a["eta"]["combined"], b["eta"]["combined"]
+    return {
+        "ideal_cpmt_ratio": ideal_ratio,
+        "cpmt_ratio": measured_ratio,
+        "eta_ratio": eta_b / eta_a if eta_a > 0 else math.inf,
+        "eta_ratio_needed": ideal_ratio,
+        "b_wins": bool(measured_ratio < 1.0),
+        "network_takes_back": (measured_ratio - ideal_ratio) / (1.0 - ideal_ratio) if ideal_ratio < 1.0 else None,
+        "rule": "mix B beats mix A on one fabric iff eta_B/eta_A > CPMT_ideal,B/CPMT_ideal,A",
+    }

@@ -365,16 +365,18 @@ def eta_decode(compute_s: float, overlap: float, parts: list[tuple[pd.DataFrame,
     return ideal / measured if measured > 0 else 1.0
 
 
-def combined_eta(eta_prefill: float, eta_decode: float, prefill_share: float, pool_model: str) -> float:
+def combined_eta(eta_prefill: float, eta_decode: float, prefill_share: float, pool_model: str,
+                 capacity_ratio: float = 1.0) -> float:
     """The cluster's η from its pools' (docs/economics.md §2).
 
     Input and output tokens come in a fixed proportion per request, so the pools serve requests
     together: with pools rebalanced to the load, each pool's accelerator time stretches by 1/η and
     η = 1 / (a/η_p + b/η_d) (a, b: the pools' shares of accelerator time); with fixed pools the
-    slower pool caps the whole: η = min(η_p, η_d).
+    slower pool caps the whole: η = min(β·η_p, η_d) / min(β, 1), β the prefill pool's ideal capacity
+    over the decode pool's in requests/s (1 for pools that fit the load: η = min(η_p, η_d)).
     """
     if pool_model == "fixed":
-        return min(eta_prefill, eta_decode)
+        return min(capacity_ratio * eta_prefill, eta_decode) / min(capacity_ratio, 1.0)
     if eta_prefill <= 0 or eta_decode <= 0:
         return 0.0
     return 1.0 / (prefill_share / eta_prefill + (1.0 - prefill_share) / eta_decode)
@@ -540,9 +542,25 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     eta_prefill = eta_decode(chunk_compute, overlap, prefill_parts)
     eta_dec = eta_decode(decode_compute, overlap, decode_parts)
     pool_model = led.pick("serving.pool_model", (costs.pool_model, cf))
-    share, share_source = prefill_pool_share(spec)
+    stages = _stage_model(run, run_dir, costs, led, warnings)
+    capacity_ratio = 1.0
+    if stages is not None:
+        if pool_model == "fixed":
+            capacity_ratio = led.use("serving.prefill_capacity_ratio", stages.fixed_capacity_ratio(), "",
+                                     "the design's own pools: prefill requests/s ÷ decode requests/s at the stages' "
+                                     "catalog rates (docs/economics.md §6)")
+            share = stages.hosts("prefill") / (stages.hosts("prefill") + stages.hosts("decode"))
+            share_source = f"the design's own pools ({stages.hosts('prefill')} prefill, {stages.hosts('decode')} decode)"
+        else:
+            share = stages.prefill_share
+            share_source = (f"pools sized from the stages: (P/r_p) / (P/r_p + O/r_d) with P = "
+                            f"{stages.prompt_tokens_mean:,.0f}, O = {stages.output_tokens_mean:,.0f} tokens per request, "
+                            f"r_p = {stages.stage_rate('prefill'):,.0f}, r_d = {stages.stage_rate('decode'):,.0f} "
+                            f"tokens/s per accelerator (docs/economics.md §6)")
+    else:
+        share, share_source = prefill_pool_share(spec)
     prefill_share = led.pick("serving.prefill_pool_share", (costs.prefill_pool_share, cf), (share, share_source))
-    combined = goodput * combined_eta(eta_prefill, eta_dec, prefill_share, pool_model)
+    combined = goodput * combined_eta(eta_prefill, eta_dec, prefill_share, pool_model, capacity_ratio)
     measured = {k: v for k, v in etas.items() if v is not None}
 
     # The pattern that "sets" η is the one costing the most served tokens: how much η would rise
@@ -553,21 +571,35 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
         return (1.0 if kind == "kv" else goodput) * combined_eta(
             1.0 if kind == "tp_prefill" else eta_prefill,
             eta_dec if kind in ("kv", "tp_prefill") else eta_decode(decode_compute, overlap, parts),
-            prefill_share, pool_model)
+            prefill_share, pool_model, capacity_ratio)
     loss = {k: without(k) - combined for k in measured}
     set_by = max(loss, key=lambda k: (loss[k], k)) if loss and max(loss.values()) > 1e-12 else None
     if not measured:
         warnings.append("the run has no kv, a2a or allreduce messages: η = 1 by default")
-    total_rate = led.pick("serving.total_tokens_per_s_per_accelerator", (costs.total_tokens_per_s, cf))
-    if costs.total_tokens_per_s is None and model_name and str(model_name) not in ("DeepSeek-V3", "DeepSeek-R1"):
-        warnings.append(f"tokens/s per accelerator is DeepSeek-V3's on H800 (the only published production figure), "
-                        f"applied to {model_name}: give serving.total_tokens_per_s_per_accelerator and "
-                        f"output_tokens_per_s_per_accelerator in a cost file for this model")
-    output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
+    if stages is not None:
+        staged_total, staged_output = (stages.fixed_tokens_per_s_per_accelerator() if pool_model == "fixed" else
+                                       (stages.total_tokens_per_s_per_accelerator,
+                                        stages.output_tokens_per_s_per_accelerator))
+        src = (f"the stages' catalog rates (run.json workload pattern {stages.pattern!r} pools) and requests.parquet's "
+               f"mean prompt and output tokens, " + ("the design's own pools capped by the slower stage"
+                                                     if pool_model == "fixed" else "pools sized to the load")
+               + " (docs/economics.md §6)")
+        total_rate = led.pick("serving.total_tokens_per_s_per_accelerator", (costs.total_tokens_per_s, cf),
+                              (staged_total, src))
+        output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf),
+                               (staged_output, src))
+    else:
+        total_rate = led.pick("serving.total_tokens_per_s_per_accelerator", (costs.total_tokens_per_s, cf))
+        if costs.total_tokens_per_s is None and model_name and str(model_name) not in ("DeepSeek-V3", "DeepSeek-R1"):
+            warnings.append(f"tokens/s per accelerator is DeepSeek-V3's on H800 (the only published production "
+                            f"figure), applied to {model_name}: give serving.total_tokens_per_s_per_accelerator and "
+                            f"output_tokens_per_s_per_accelerator in a cost file for this model")
+        output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
     w_out = output_rate / total_rate
     ttft = kv_ttft(frame, prefill, first_decode, queue) if patterns["kv"] is not None else None
     intervals = bootstrap_eta(ttft, ttft_slo, decode_parts, decode_compute, overlap, prefill_share, pool_model,
-                              prefill_parts=prefill_parts, prefill_compute_s=chunk_compute)
+                              prefill_parts=prefill_parts, prefill_compute_s=chunk_compute,
+                              capacity_ratio=capacity_ratio)
     for kind, steps, scale in (("moe", moe_steps, scale_moe), ("tp", tp_steps, scale_tp)):
         intervals[kind] = bootstrap_tpot(steps, decode_compute, scale, overlap) if steps is not None else None
     intervals["tp_prefill"] = bootstrap_tpot(tp_prefill_steps, chunk_compute, scale_tp_prefill, overlap) \
@@ -578,6 +610,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                 "combined": combined,
                 "set_by": set_by, "token_loss": loss},
         "pools": {"model": pool_model, "prefill_share": prefill_share, "decode_share": 1.0 - prefill_share},
+        "stages": stages,
         "token_shares": {"prefill_input": 1.0 - w_out, "decode_output": w_out},
         "patterns": patterns,
         "messages": int(len(frame)), "recovered_messages": int(frame["recovered"].sum()),
@@ -600,7 +633,8 @@ def _interval(samples: np.ndarray) -> list[float] | None:
 
 def bootstrap_eta(ttft: tuple | None, ttft_slo_s: float, decode_parts: list[tuple[pd.DataFrame, float]],
                   compute_s: float, overlap: float, prefill_share: float, pool_model: str, seed: int = 0,
-                  prefill_parts: list[tuple[pd.DataFrame, float]] = (), prefill_compute_s: float = 0.0) -> dict:
+                  prefill_parts: list[tuple[pd.DataFrame, float]] = (), prefill_compute_s: float = 0.0,
+                  capacity_ratio: float = 1.0) -> dict:
     """Confidence intervals of η within one run: requests (η_KV), decode steps (η_decode) and
     prefill chunks (the prefill pool's η, when its TP spans hosts) resampled with replacement,
     :data:`BOOTSTRAP_RESAMPLES` times, through the same formulas.
@@ -631,7 +665,7 @@ def bootstrap_eta(ttft: tuple | None, ttft_slo_s: float, decode_parts: list[tupl
 
     eta_dec = step_eta(decode_parts, compute_s) if decode_parts else np.ones(n)
     eta_pre = step_eta(prefill_parts, prefill_compute_s) if prefill_parts else np.ones(n)
-    pools = np.minimum(eta_pre, eta_dec) if pool_model == "fixed" else \
+    pools = np.minimum(capacity_ratio * eta_pre, eta_dec) / min(capacity_ratio, 1.0) if pool_model == "fixed" else \
         1.0 / (prefill_share / eta_pre + (1 - prefill_share) / eta_dec)
     return {"confidence": CONFIDENCE, "resamples": n, "method": "bootstrap over requests and decode steps",
             "kv": _interval(goodput) if ttft is not None else None,
@@ -659,6 +693,40 @@ def prefill_pool_share(spec) -> tuple[float | None, str]:
     if prefill and decode:
         return prefill / (prefill + decode), f"design host groups: {prefill} prefill, {decode} decode accelerators"
     return None, ""
+
+
+def _stage_model(run: dict, run_dir: Path, costs: CostFile, led: Ledger, warnings: list[str]):
+    """The run's :class:`~fabric.economics.pools.StageModel` (None: no staged pools recorded, or
+    the cost file states the tokens/s per accelerator, which then replace the stages' rates)."""
+    from fabric.economics.pools import stage_model
+    from fabric.rundir.tables import read_table
+    if costs.total_tokens_per_s is not None or not (Path(run_dir) / "requests.parquet").exists():
+        return None
+    stages = stage_model(run, read_table(run_dir, "requests"))
+    if stages is None:
+        return None
+    if costs.request_rate_per_s is not None:
+        from dataclasses import replace
+        stages = replace(stages, request_rate_per_s=costs.request_rate_per_s)
+        led.use("serving.request_rate_per_s", costs.request_rate_per_s, "requests/s", f"cost file {costs.source}")
+    else:
+        led.use("serving.request_rate_per_s", stages.request_rate_per_s, "requests/s",
+                "requests.parquet: requests that reached decode ÷ run.json workload.duration_s (the rate pools are "
+                "sized for; give serving.request_rate_per_s in a cost file for another)")
+    for pool in stages.pools:
+        led.use(f"stage.{pool.stage}.{pool.group}.tokens_per_s_per_accelerator", pool.tokens_per_s_per_accelerator,
+                "tokens/s", f"run.json workload pattern {stages.pattern!r}: {pool.accelerator} catalog "
+                            + ("prefill rate (bf16_tflops × mfu / 2·active params)" if pool.stage == "prefill" else
+                               f"decode: batch ÷ (step time × {pool.instance_hosts} hosts per instance)"))
+    fit = stages.design_fit()
+    if fit["mis_sized"]:
+        warnings.append(
+            f"the design's pools are mis-sized for this workload: its {fit['bottleneck']} pool serves "
+            f"{fit['capacity_requests_per_s'][fit['bottleneck']]:.3g} requests/s and its {fit['idle_stage']} pool "
+            f"{fit['capacity_requests_per_s'][fit['idle_stage']]:.3g}, so {fit['idle_stage']} idles "
+            f"{fit['idle_share']:.0%} (prefill {fit['prefill_share_design']:.0%} of the design's accelerators; "
+            f"{fit['prefill_share_sized']:.0%} fits the load)")
+    return stages
 
 
 def request_timeline(run_dir: Path, keys: np.ndarray) -> pd.DataFrame | None:

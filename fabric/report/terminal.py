@@ -96,8 +96,33 @@ def cpmt_summary(r: dict) -> str:
         f"  break-even  a design with a 30% dearer network must serve ≥ "
         f"{fmt.percent((r['break_even']['example_eta_ratio_needed'] - 1), 1)} more tokens (η_B/η_A > 1 + f·p)",
     ]
-    lines += [f"  warning: {w}" for w in r["warnings"]]
+    lines += stage_pool_lines(r.get("stage_pools"))
+    lines += [f"  warning: {w}" for w in r["warnings"] if not w.startswith("the design's pools are mis-sized")]
     return "\n".join(lines)
+
+
+def stage_pool_lines(sp: dict | None, indent: str = "  ") -> list[str]:
+    """Each stage's pools (accelerators costed, $/accelerator-hour, η, the size the target rate needs)
+    and how the design's own pools fit the workload (docs/economics.md §6)."""
+    if not sp:
+        return []
+    rate = sp["target_requests_per_s"]
+    out = [f"{indent}pools       sized from the stages: P = {sp['prompt_tokens_mean']:,.0f} prompt, "
+           f"O = {sp['output_tokens_mean']:,.0f} output tokens per request; at {rate:.3g} requests/s:"]
+    for row in sp["pools"]:
+        out.append(f"{indent}  {row['stage']:<8}{row['group']:<18}{row['accelerator']:<8}"
+                   f"{row['accelerators']:>7.2f} costed  {fmt.usd(row['usd_per_accelerator_hour'])}/h each  "
+                   f"η {fmt.ratio(row['eta'])}  {fmt.count(row['tokens_per_s_per_accelerator'])} tokens/s each  "
+                   f"needs {row['accelerators_at_target']:.2f} ({row['instances_at_target']} × {row['instance_hosts']})")
+    fit = sp["fit"]
+    cap = fit["capacity_requests_per_s"]
+    verdict = (f"MIS-SIZED: {fit['idle_stage']} idles {fmt.percent(fit['idle_share'], 0)}" if fit["mis_sized"] else
+               f"fits: {fit['idle_stage']} idles {fmt.percent(fit['idle_share'], 0)}")
+    out.append(f"{indent}pool fit    the design's own pools serve prefill {cap['prefill']:.3g}, decode "
+               f"{cap['decode']:.3g} requests/s: {verdict} (prefill {fmt.percent(fit['prefill_share_design'], 0)} "
+               f"of its accelerators, {fmt.percent(fit['prefill_share_sized'], 0)} fits the load)"
+               + ("" if fit["serves_target"] else f"; below the target {rate:.3g} requests/s"))
+    return out
 
 
 def _energy_line(en: dict | None) -> str:
@@ -177,7 +202,10 @@ def cpmt_explain(r: dict) -> str:
                f"{fmt.ratio(e['decode_pool'])}; η_prefill = {fmt.ratio(e['prefill_pool'])} "
                + ("(prefill chunk time, TP all-reduces across hosts)" if p.get("tp_prefill") else
                   "(prefill compute is not slowed)"))
-    pools_formula = ("1 / (a/η_prefill + b/η_decode)" if pools["model"] == "rebalanced" else "min(η_prefill, η_decode)")
+    out += stage_pool_lines(r.get("stage_pools"), indent="  ")
+    pools_formula = ("1 / (a/η_prefill + b/η_decode)" if pools["model"] == "rebalanced" else
+                     "min(β·η_prefill, η_decode) / min(β, 1), β = prefill ÷ decode capacity "
+                     f"{fmt.fixed(val('serving.prefill_capacity_ratio', 1.0), 3)}")
     out.append(f"  η = η_KV (goodput: a request that misses TTFT serves no tokens) {fmt.ratio(e['kv_goodput'])} × "
                f"{pools_formula} = {fmt.ratio(e['combined'])}"
                + (f"; set by {e['set_by']}" if e["set_by"] else "; no pattern below 1"))
