@@ -127,3 +127,39 @@ def test_stage_model_reads_the_run_records_and_requests():
     assert stage_model(run, requests.iloc[:0]) is None
     assert stage_model({"workload": {"patterns": [{"type": "disaggregated", "compute": {}}]}}, requests) is None
     assert math.isfinite(m.total_tokens_per_s_per_accelerator)
+
+
+def test_cpmt_of_a_staged_run_prices_each_pool_at_its_own_accelerator(tmp_path):
+    """A run recording its stages' pools: tokens/s per accelerator, prefill share and the hourly cost
+    come from the pools (hand-worked case above), each pool priced at its own accelerator's price
+    (as the pricing function gives it: tier less the network share, Gaudi 3 bottom-up)."""
+    from fabric.economics import CostFile, Ledger, accelerator_hourly_usd, cpmt_for_run
+    from fabric.rundir.tables import write_table
+    from tests.unit.test_economics import make_run
+    pools = [{"stage": p.stage, "group": p.group, "accelerator": p.accelerator, "hosts": p.hosts,
+              "instances": p.hosts // p.instance_hosts, "instance_hosts": p.instance_hosts,
+              "tokens_per_s_per_accelerator": p.tokens_per_s_per_accelerator} for p in POOLS]
+    run = make_run(tmp_path / "run", workload={
+        "model": "DeepSeek-V3", "duration_s": 2.0, "prefill_compute_s": 0.5, "decode_step_compute_s": 0.04,
+        "patterns": [{"name": "kv", "type": "disaggregated", "compute": {"pools": pools}}]})
+    write_table(run, "requests", pd.DataFrame({
+        "request_id": [0, 1], "arrival_s": [0.0, 0.1], "prefill_start_s": [0.0, 0.1], "prefill_done_s": [0.2, 0.3],
+        "prompt_tokens": [1000, 3000], "output_tokens": [200, 300]}))
+    r = cpmt_for_run(run)
+    led = Ledger()
+    price = {name: accelerator_hourly_usd(name, CostFile(), led, 1.3, 0.08)["usd_per_hour"]
+             for name in ("B200", "MI300X", "Gaudi3")}
+    assert r["pools"]["prefill_share"] == pytest.approx(7 / 22)
+    assert r["tokens_per_s"]["ideal_total"] == pytest.approx(16 * 2250 * 21 / 22)
+    assert r["cost"]["accelerators_usd_per_hour"] == pytest.approx(
+        16 * (7 / 22 * price["B200"] + 15 / 22 * (8 / 12 * price["MI300X"] + 4 / 12 * price["Gaudi3"])))
+    rows = {row["group"]: row for row in r["stage_pools"]["pools"]}
+    assert rows["decode-z"]["accelerators"] == pytest.approx(16 * 15 / 22 * 4 / 12)
+    assert rows["decode-z"]["usd_per_accelerator_hour"] == pytest.approx(price["Gaudi3"])
+    assert rows["prefill-x"]["accelerators_at_target"] == pytest.approx(1.0 * 2000 / 6000)   # 1 request/s
+    assert r["stage_pools"]["fit"]["mis_sized"] is True
+    assert any("mis-sized" in w for w in r["warnings"])
+    # a cost file that states tokens/s per accelerator replaces the stages (and their pricing)
+    stated = cpmt_for_run(run, CostFile(source="c.yaml", total_tokens_per_s=4951.0, output_tokens_per_s=1072.0))
+    assert stated["stage_pools"] is None
+    assert stated["tokens_per_s"]["ideal_total"] == pytest.approx(16 * 4951.0)
