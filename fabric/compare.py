@@ -6,13 +6,15 @@ options, calls it and renders what it reports (:mod:`fabric.report.terminal`).
 * **Plan** (:func:`plan_compare`): every design is loaded, built, checked emulable and given its
   schedule *before* anything runs, and the scale factor ``k`` (and time dilation ``D``) is chosen
   once for all of them (the largest any design needs), so a bad file among several is refused up
-  front and every design is measured at the same per-packet granularity.
+  front and every design is measured at the same per-packet granularity. With accelerator mixes
+  (``--mix``, :mod:`fabric.mix`) every design is planned once per mix, as ``<design>+<mix>``.
 * **Run** (:func:`run_compare`): runs go round-robin over designs (r1 of every design, then r2, …)
   so an interrupted comparison still covers each design and slow drift of the machine hits all
   alike. Each run lands in ``OUT/runs/<design>-r<i>`` (a normal run directory, metrics.json
   included) through the *runner* it is given — ``runner(spec, g, schedule, out_dir, options,
   progress) -> Path``, today :func:`fabric.emu.runner.run` with its ``RunOptions`` — so another
-  engine plugs in without touching this module.
+  engine plugs in without touching this module. A mixed design is also written as a design file,
+  ``OUT/designs/<design>+<mix>.yaml``, which the summary's ``fabric run`` lines name.
 * **Failure policy**: a run that fails is recorded with its reason and the others go on; Ctrl-C
   (or SIGTERM) keeps what finished, the summary marks the rest not run, and the result says it
   was interrupted (the caller exits 130). A comparison in which no run finished exits 1.
@@ -24,6 +26,7 @@ Progress and events go to a :class:`CompareEvents` the caller gives; the service
 
 from __future__ import annotations
 
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field, fields
@@ -52,6 +55,9 @@ class PlannedDesign:
     facts: dict
     schedule: object
     scale: object          # ScaleChoice this design alone would need
+    mix: str | None = None          # the accelerator mix (--mix NAME) applied, else None
+    base_design: str | None = None  # with a mix: the design's name without "+<mix>"
+    mapping: dict | None = None     # with a mix: the mixed design's YAML mapping (OUT/designs/<name>.yaml)
 
 
 @dataclass
@@ -65,6 +71,7 @@ class ComparePlan:
     costs: object          # CostFile
     dilation: float | None = None  # time dilation D, when the emulator has it
     engine: str = "emu"            # "emu" (namespaces, scaled by k) or "sim" (packet simulator, k = 1)
+    mixes: list = field(default_factory=list)  # fabric.mix.Mix of --mix; designs are then designs × mixes
 
 
 @dataclass
@@ -134,8 +141,12 @@ class CompareEvents:
 
 def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Path | None,
                  budget_pps: int | None = None, engine: str = "emu",
-                 schedule_window: tuple[float, float] | None = None) -> ComparePlan:
+                 schedule_window: tuple[float, float] | None = None, mixes: list | None = None) -> ComparePlan:
     """Validate everything and generate every schedule; nothing runs. Raises FabricError subclasses.
+
+    ``mixes`` (:class:`fabric.mix.Mix`, from ``--mix``) makes the comparison designs × mixes: each
+    design with each mix, in that order (so the baseline is the first design with the first mix),
+    named ``<design>+<mix>``. Without mixes every design is compared as written.
 
     ``budget_pps`` None plans with the provisional DEFAULT_BUDGET_PPS: enough to validate, but the
     caller re-plans with the machine's calibrated budget once it knows it (``fabric compare`` does).
@@ -144,10 +155,12 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
     """
     from fabric.economics import load_costs
     from fabric.emu.scale import DEFAULT_BUDGET_PPS, choose_scale
+    from fabric.mix import apply_mix
     from fabric.schedule import window
     from fabric.specs import load_fabric_spec
     from fabric.topology import build_fabric, fabric_facts, hosts
     from fabric.workloads import generate_schedule, load_workload
+    from fabric.yamlspec import load_yaml_mapping
 
     if not designs:
         raise SpecError("fabric compare", "DESIGNS", "give at least one fabric design YAML")
@@ -155,30 +168,47 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
     cost_file = load_costs(costs)
     planned: list[PlannedDesign] = []
     names: set[str] = set()
+    variants = []  # (path, spec, name, mix, base name, mixed mapping): every design × every mix
     for path in designs:
-        spec = load_fabric_spec(path)
+        base = load_fabric_spec(path)
+        name = base.name
+        n = 2
+        while name in names:  # the same design given twice: keep both, named apart
+            name = f"{base.name}-{n}"
+            n += 1
+        names.add(name)
+        if not mixes:
+            variants.append((path, base, name, None, None, None))
+            continue
+        data = load_yaml_mapping(path)
+        for mix in mixes:
+            spec, mapping = apply_mix(data, base, mix, f"{name}+{mix.name}", path)
+            variants.append((path, spec, spec.name, mix.name, name, mapping))
+    for path, spec, name, mix, base_name, mapping in variants:
         g = build_fabric(spec)
         facts = fabric_facts(g)
         if engine == "emu" and not facts["emulable"]:
-            raise SpecError(str(path), "", f"{facts['emulable_reason']}; run it on the packet simulator: --engine sim")
-        schedule = generate_schedule(workload, g, seed=seed)
+            raise SpecError(spec.source, "", f"{facts['emulable_reason']}; run it on the packet simulator: "
+                                             f"--engine sim")
+        try:
+            schedule = generate_schedule(workload, g, seed=seed)
+        except SpecError as exc:
+            if mix is None:
+                raise
+            # The profile is fine on its own; say which (design, mix) it does not place on.
+            raise type(exc)(exc.source, exc.key, f"{exc.problem} (on {spec.source})") from None
         if schedule_window is not None:
             schedule = window(schedule, *schedule_window)
         nic = {h: g.nodes[h]["nic_rate_bps"] for h in hosts(g)}
         link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
         choice = choose_scale(schedule, nic, link_rates, budget_pps or DEFAULT_BUDGET_PPS) if engine == "emu" else None
-        name = spec.name
-        n = 2
-        while name in names:  # the same design given twice: keep both, named apart
-            name = f"{spec.name}-{n}"
-            n += 1
-        names.add(name)
-        planned.append(PlannedDesign(Path(path), name, spec, g, facts, schedule, choice))
+        planned.append(PlannedDesign(Path(path), name, spec, g, facts, schedule, choice, mix, base_name, mapping))
     run_seed = seed if seed is not None else workload.seed
     if engine == "sim":
         scale = {"k": 1.0, "engine": "sim", "reason": "packet simulator: real link rates, real message sizes",
                  "per_design": {p.name: {"k_needed": 1.0} for p in planned}}
-        return ComparePlan(workload, Path(traffic), run_seed, planned, 1.0, scale, cost_file, None, engine)
+        return ComparePlan(workload, Path(traffic), run_seed, planned, 1.0, scale, cost_file, None, engine,
+                           list(mixes or []))
     k = max(p.scale.k for p in planned)
     # Time dilation (when the emulator has it): also one value for all designs, the largest needed.
     dilation = max(getattr(p.scale, "dilation", 1.0) for p in planned) if _has_dilation() else None
@@ -189,7 +219,7 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
         try:
             choose_scale(p.schedule, nic, [d["rate_bps"] for _, _, d in p.graph.edges(data=True)], k=k, **extra)
         except FabricError as exc:
-            raise SpecError(str(p.path), "", f"cannot run at the common scale factor k = {k:g} that the other "
+            raise SpecError(p.spec.source, "", f"cannot run at the common scale factor k = {k:g} that the other "
                                              f"designs need: {exc}") from None
     widest = max(planned, key=lambda p: p.scale.k)
     scale = {**widest.scale.to_dict(), "k": k, "engine": "emu",
@@ -198,7 +228,8 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
                                      "peak_offered_bps": p.scale.peak_offered_bps} for p in planned}}
     if dilation is not None:
         scale["dilation"] = dilation
-    return ComparePlan(workload, Path(traffic), run_seed, planned, k, scale, cost_file, dilation, engine)
+    return ComparePlan(workload, Path(traffic), run_seed, planned, k, scale, cost_file, dilation, engine,
+                       list(mixes or []))
 
 
 def _has_dilation() -> bool:
@@ -215,7 +246,8 @@ def plan_runs(plan: ComparePlan, out: Path, repeats: int) -> tuple[list[DesignRe
     records = []
     for p in plan.designs:
         d = DesignRecord(name=p.name, kind=p.spec.kind, topology_path=str(p.path),
-                         topology_sha256=getattr(p.spec, "content_sha256", None), facts=p.facts)
+                         topology_sha256=getattr(p.spec, "content_sha256", None), facts=p.facts,
+                         mix=p.mix, base_design=p.base_design)
         for i in range(1, repeats + 1):
             d.runs.append(RunRecord(design=p.name, repeat=i, run_dir=runs_root / f"{p.name}-r{i}",
                                     reason=NOT_RUN_REASON))
@@ -280,6 +312,7 @@ def run_compare(plan: ComparePlan, out: Path, *, repeats: int, runner: Runner, o
     refuse_used_out(plan, out, repeats)
     records, runs = plan_runs(plan, out, repeats)
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    write_mixed_designs(plan, out)
     takes = {f.name for f in fields(options_type)}
     interrupted = False
     started = time.time()
@@ -333,6 +366,21 @@ def run_compare(plan: ComparePlan, out: Path, *, repeats: int, runner: Runner, o
     return CompareResult(plan=plan, out=out, records=records, summary=summary, interrupted=interrupted)
 
 
+def mixed_design_path(out: Path, design: PlannedDesign) -> Path | None:
+    """Where a mixed design's file is written (``OUT/designs/<name>.yaml``); None without a mix."""
+    return Path(out) / "designs" / f"{design.name}.yaml" if design.mapping is not None else None
+
+
+def write_mixed_designs(plan: ComparePlan, out: Path) -> None:
+    """Write every mixed design as a design file, so ``fabric run --topo`` reproduces one run of it."""
+    from fabric.mix import mixed_yaml
+    for p in plan.designs:
+        path = mixed_design_path(out, p)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"# {p.spec.source}: written by fabric compare --mix\n" + mixed_yaml(p.mapping))
+
+
 def _summary(plan: ComparePlan, out: Path, records: list[DesignRecord], repeats: int, interrupted: bool,
              costs_path: Path | None, requested_seed: int | None) -> dict:
     from fabric.report.commandlines import compare_command, report_command, run_command
@@ -341,10 +389,15 @@ def _summary(plan: ComparePlan, out: Path, records: list[DesignRecord], repeats:
     workload = workload_facts_from_schedules(plan.workload, {p.name: p.schedule for p in plan.designs},
                                              path=plan.traffic, seed=plan.seed)
     runs = [(p, r) for p, d in zip(plan.designs, records) for r in d.runs]
+    # Each design given once (not once per mix), then the mixes.
+    given = [p.path for p in plan.designs[::max(1, len(plan.mixes))]]
+    compare = compare_command(given, plan.traffic, out, repeats=repeats, seed=requested_seed, costs=costs_path)
+    if plan.mixes:
+        compare += " " + shlex.join(arg for m in plan.mixes for arg in ("--mix", m.text))
     commands = {
-        "compare": compare_command([p.path for p in plan.designs], plan.traffic, out, repeats=repeats,
-                                   seed=requested_seed, costs=costs_path),
-        "runs": [run_command(topo=p.path, traffic=plan.traffic, out=r.run_dir, seed=plan.seed,
+        "compare": compare,
+        "runs": [run_command(topo=mixed_design_path(out, p) or p.path, traffic=plan.traffic, out=r.run_dir,
+                             seed=plan.seed,
                              hash_seed=p.spec.load_balancing.hash_seed, scale_k=plan.k, dilation=plan.dilation)
                  for p, r in runs],
         "report": report_command([r.run_dir for _, r in runs], out / "report.html"),

@@ -52,14 +52,27 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
             schedule_window: Optional[str] = typer.Option(None, "--window",
                                                           help="Only the messages starting in START:LENGTH of the "
                                                                "schedule, e.g. 1.4s:100ms."),
+            mix: Optional[List[str]] = typer.Option(
+                None, "--mix", metavar="NAME=SPEC",
+                help="An accelerator mix to compare (repeatable): every design runs once per mix, named "
+                     "DESIGN+NAME; the first design with the first mix is the baseline. SPEC is 'design' (as "
+                     "written) or comma-separated KEY:ACCELERATOR[@NIC], KEY a host group name, a role "
+                     "(prefill, decode, expert, tensor, any) or * (group name beats role beats *), ACCELERATOR "
+                     "a catalog name, @NIC e.g. 800G or 3x200G (without it the group's nic_rate/nic_count are "
+                     "dropped: the NICs come from the design's host_link_rate, else the accelerator's catalog "
+                     "entry). E.g. --mix as-built=design --mix h100-only=*:H100 "
+                     "--mix b200-prefill=prefill:B200@800G,decode:MI300X"),
             ) -> None:
     """Run several fabric designs on one workload (same seed, same k) and write a comparison report."""
     from fabric.compare import plan_compare, refuse_used_out, run_compare, write_comparison_report
+    from fabric.mix import parse_mixes
     from fabric.report import terminal
     from fabric.schedule import parse_window
     engine = Engine(engine).value
     span = parse_window(schedule_window) if schedule_window else None
-    plan = plan_compare(list(designs), traffic, seed, costs, budget, engine=engine, schedule_window=span)
+    mixes = parse_mixes(mix)
+    plan = plan_compare(list(designs), traffic, seed, costs, budget, engine=engine, schedule_window=span,
+                        mixes=mixes)
     refuse_used_out(plan, out, repeat)
     if engine == "sim":
         from fabric.sim import runner as engine_module
@@ -73,7 +86,7 @@ def compare(designs: List[Path] = typer.Argument(..., help="Fabric design YAML f
         calibrated = load_calibration()  # _check_environment measured it if this boot had none
         if calibrated is not None:  # k from the machine's budget, not the provisional one
             plan = plan_compare(list(designs), traffic, seed, costs, calibrated.budget_pps, engine=engine,
-                                schedule_window=span)
+                                schedule_window=span, mixes=mixes)
 
     with CompareProgress(quiet) as progress:
         result = run_compare(plan, out, repeats=repeat, runner=engine_module.run, options_type=options_type,

@@ -116,6 +116,8 @@ class DesignRecord:
     topology_sha256: str | None = None
     facts: dict | None = None
     runs: list[RunRecord] = field(default_factory=list)
+    mix: str | None = None             # the accelerator mix (fabric compare --mix NAME) it ran with
+    base_design: str | None = None     # with a mix: the design's name without "+<mix>"
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,6 +402,7 @@ def _design_entry(d: DesignRecord) -> dict:
     scale_k = sorted({(r.run_json or {}).get("scale_k") for r in ok} - {None})
     return {
         "name": d.name, "kind": d.kind, "topology_path": d.topology_path, "topology_sha256": d.topology_sha256,
+        "mix": d.mix, "base_design": d.base_design,
         "status": status,
         "reason": next((r.reason for r in d.runs if r.status != "ok" and r.reason), None),
         "repeats_ok": len(ok), "repeats_total": len(d.runs),
