@@ -54,6 +54,7 @@ def context(summary: dict, plots: list[dict] | None) -> dict:
     title = "fabric comparison: " + ", ".join(d["name"] for d in summary["designs"])
     return {"s": summary, "title": title, "tables": tabs, "plots": images, "limits": LIMITS,
             "break_even": T.break_even_lines(summary), "winner": T.winner_line(summary),
+            "mix_break_even": T.mix_break_even_lines(summary),
             # Drawn in the sensitivity section (HTML), next to their tables, not among the other plots.
             "sensitivity_plots": ("tornado", "break-even-plot"),
             "workload_lines": T.workload_lines(summary),

@@ -340,7 +340,8 @@ def _aggregate_cpmt_for_break_even(ok: list[RunRecord]) -> dict | None:
             "cost_per_hour_usd": mean(lambda r: r["cost_per_hour_usd"]),
             "network_share": mean(lambda r: r["network_share"]),
             "cost": {"network_usd_per_hour": mean(lambda r: r["cost"]["network_usd_per_hour"])},
-            "cpmt_total_usd_per_mtok": mean(lambda r: r["cpmt_total_usd_per_mtok"])}
+            "cpmt_total_usd_per_mtok": mean(lambda r: r["cpmt_total_usd_per_mtok"]),
+            "cpmt_ideal": {"total_usd_per_mtok": mean(lambda r: r["cpmt_ideal"]["total_usd_per_mtok"])}}
 
 
 def _tripped(fid: dict) -> list[str]:
@@ -421,6 +422,8 @@ def _design_entry(d: DesignRecord) -> dict:
         "eta": {"kv": figures["eta_kv"], "moe": figures["eta_moe"], "tp": figures["eta_tp"],
                 "combined": figures["eta_combined"],
                 "set_by": eta_src.get("set_by") if eta_src else None},
+        # Each stage's pools (size, price, η) of the first finished run (docs/economics.md §6).
+        "stage_pools": (first.cpmt or {}).get("stage_pools") if first is not None else None,
         "cpmt": {"total_usd_per_mtok": figures["cpmt_total_usd_per_mtok"],
                  "output_usd_per_mtok": figures["cpmt_output_usd_per_mtok"],
                  "ideal_total_usd_per_mtok": figures["cpmt_ideal_total_usd_per_mtok"],
@@ -574,6 +577,39 @@ def _break_even(a_name, a_cpmt, b_name, b_cpmt, sig_eta, sig_cpmt=None) -> dict:
             "cpmt_difference_significant": cpmt_sig}
 
 
+def _mix_break_evens(entries: list[dict], designs: list[DesignRecord]) -> list[dict]:
+    """Each accelerator mix against the first mix compared on the same fabric (docs/economics.md §6)."""
+    out = []
+    reference: dict[str, tuple[dict, dict]] = {}
+    for e, d in zip(entries, designs):
+        if not e.get("mix") or not e.get("base_design"):
+            continue
+        agg = _aggregate_cpmt_for_break_even([r for r in d.runs if r.status == "ok"])
+        if agg is None:
+            continue
+        if e["base_design"] not in reference:
+            reference[e["base_design"]] = (e, agg)
+            continue
+        a_entry, a = reference[e["base_design"]]
+        out.append(_mix_break_even(e["base_design"], a_entry["mix"], a, e["mix"], agg))
+    return out
+
+
+def _mix_break_even(fabric_name: str, a_mix: str, a_cpmt: dict, b_mix: str, b_cpmt: dict) -> dict:
+    from fabric.economics import mix_break_even
+    be = mix_break_even(a_cpmt, b_cpmt)
+    wins = be["b_wins"]
+    back = be["network_takes_back"]
+    takes = ("the network takes back " + (f"{fmt.percent(back, 0)} of its ideal advantage" if back is not None and
+                                          back <= 1 else "all of its ideal advantage and more")
+             if back is not None else f"{b_mix} has no ideal advantage to lose")
+    statement = (f"{b_mix} vs {a_mix} on {fabric_name}: ideal-fabric CPMT ratio {fmt.fixed(be['ideal_cpmt_ratio'], 3)}, "
+                 f"so {b_mix} is cheaper per token iff η_{b_mix}/η_{a_mix} > {fmt.fixed(be['eta_ratio_needed'], 3)}; "
+                 f"measured η ratio {fmt.fixed(be['eta_ratio'], 3)} → {b_mix} {'WINS' if wins else 'does not win'} "
+                 f"(CPMT ratio {fmt.fixed(be['cpmt_ratio'], 3)}; {takes})")
+    return {"fabric": fabric_name, "a": a_mix, "b": b_mix, **be, "statement": statement}
+
+
 def _winner(entries: list[dict], lowest: str | None) -> dict | None:
     """The lowest-CPMT design and whether its lead over each other priced design is significant.
 
@@ -681,6 +717,7 @@ def build_summary(designs: list[DesignRecord], *, workload: dict | None = None, 
         if a_c is not None and b_c is not None:
             comparison["break_even"].append(_break_even(base["name"], a_c, e["name"], b_c, sig.get("eta_combined"),
                                                         sig.get("cpmt_total_usd_per_mtok")))
+    comparison["mix_break_even"] = _mix_break_evens(entries, designs)
     priced = [e for e in entries if e["cpmt"]["total_usd_per_mtok"] is not None]
     if priced:
         comparison["lowest_cpmt_total"] = min(priced, key=lambda e: e["cpmt"]["total_usd_per_mtok"])["name"]

@@ -235,6 +235,41 @@ def break_even_lines(summary: dict) -> list[str]:
     return lines
 
 
+def mix_break_even_lines(summary: dict) -> list[str]:
+    """One line per accelerator mix against the fabric's first mix (``comparison.mix_break_even``)."""
+    return [be["statement"] for be in summary["comparison"].get("mix_break_even") or []]
+
+
+def pools_table(summary: dict) -> Table | None:
+    """Each design's serving pools sized from the stages (docs/economics.md §6); None when no design has them."""
+    rows = []
+    fits = []
+    for d in summary["designs"]:
+        sp = d.get("stage_pools")
+        if not sp:
+            continue
+        for p in sp["pools"]:
+            rows.append([d["name"], p["stage"], p["group"], p["accelerator"], f"{p['accelerators']:.2f}",
+                         fmt.usd(p["usd_per_accelerator_hour"]) + "/h", fmt.ratio(p["eta"]),
+                         fmt.count(p["tokens_per_s_per_accelerator"]),
+                         f"{p['accelerators_at_target']:.2f} ({p['instances_at_target']} × {p['instance_hosts']})"])
+        fit = sp["fit"]
+        cap = fit["capacity_requests_per_s"]
+        fits.append(f"{d['name']}: the design's own pools serve prefill {cap['prefill']:.3g}, decode {cap['decode']:.3g} "
+                    f"requests/s; {fit['idle_stage']} idles {fmt.percent(fit['idle_share'], 0)}"
+                    + (" — MIS-SIZED for this workload" if fit["mis_sized"] else "")
+                    + f" (prefill {fmt.percent(fit['prefill_share_design'], 0)} of its accelerators, "
+                      f"{fmt.percent(fit['prefill_share_sized'], 0)} fits the load; pools below are sized to the load "
+                      f"at {sp['target_requests_per_s']:.3g} requests/s)")
+    if not rows:
+        return None
+    return Table("pools", "Serving pools sized from the stages",
+                 ["Design", "Stage", "Host group", "Accelerator", "Accelerators costed", "Price each", "η",
+                  "Tokens/s each", "Needed at target (instances)"], rows, notes=fits,
+                 caption="Each stage's accelerators from its catalog rate and the requests' prompt and output tokens, "
+                         "each pool priced at its own accelerator (docs/economics.md §6).")
+
+
 def winner_line(summary: dict) -> str | None:
     """The lowest-CPMT statement: a winner only when its lead is significant (``comparison.winner``)."""
     w = summary["comparison"].get("winner")
@@ -427,7 +462,7 @@ def host_link_text(facts: dict) -> str:
 
 def all_tables(summary: dict) -> dict[str, Table]:
     """Every table of the report by id; ``sensitivity`` and ``break-even-curve`` only when applicable."""
-    tables = (verdict_table(summary), class_table(summary), economics_table(summary),
+    tables = (verdict_table(summary), class_table(summary), economics_table(summary), pools_table(summary),
               sensitivity_table(summary), break_even_curve_table(summary),
               fidelity_table(summary), designs_table(summary), runs_table(summary), cost_inputs_table(summary))
     return {t.id: t for t in tables if t is not None}

@@ -276,7 +276,7 @@ def print_verdict(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from fabric.report.tables import break_even_lines, verdict_table, winner_line
+    from fabric.report.tables import break_even_lines, mix_break_even_lines, pools_table, verdict_table, winner_line
     t = verdict_table(summary)
     console = Console(width=None if sys.stdout.isatty() else 230, highlight=False, soft_wrap=False)
     table = Table(title=t.title + (f" (k = {summary['scale']['k']:g})" if summary["scale"].get("k") else ""),
@@ -293,6 +293,19 @@ def print_verdict(summary: dict) -> None:
         console.print(f"  {line}")
     if winner_line(summary):
         console.print(f"  {winner_line(summary)}")
+    pools = pools_table(summary)
+    if pools is not None:
+        console.print("pools sized from the stages (docs/economics.md §6): design, stage, group, accelerator, "
+                      "accelerators costed, price each, η, tokens/s each, needed at the target rate")
+        for row in pools.rows:
+            console.print("  " + "  ".join(row))
+        for note in pools.notes:
+            console.print(f"  {note}")
+    mixes = mix_break_even_lines(summary)
+    if mixes:
+        console.print("accelerator mixes: B beats A on one fabric iff η_B/η_A > CPMT_ideal,B/CPMT_ideal,A")
+        for line in mixes:
+            console.print(f"  {line}")
     for nt in summary["comparison"].get("not_trusted") or []:
         console.print(f"  NOTE: {nt['design']} is {nt['verdict']}, not trusted"
                       + (f" ({', '.join(nt['tripped'])})" if nt["tripped"] else ""))
