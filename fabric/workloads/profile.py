@@ -30,7 +30,8 @@ Selector (a mapping, or the string ``all``)::
     + same_edge_as: REF   only hosts on the edge switch(es) of REF (``<pattern>.<endpoint>``)
     + other_edge_than: REF  only hosts on other edge switches than REF's
     + exclude: REF        never hosts of REF
-    + accelerator: NAME   compute timing as if these hosts were NAME (default: the design's)
+    + accelerator: NAME   compute timing as if these hosts were NAME (default: the design's; a
+                          disaggregated stage without it forms instances per host group)
     + instance_hosts: N   hosts per serving instance (tensor-parallel size) where that matters
 """
 

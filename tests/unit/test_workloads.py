@@ -20,7 +20,9 @@ from fabric.workloads.rows import place_experts, power_law_popularity, rank_shar
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = sorted((ROOT / "traffic").glob("*.yaml"))
 # The shipped profiles select hosts by role; on a design mixing accelerators within a role (such as
-# multi-vendor) they are refused, since one pattern's compute timing comes from one accelerator.
+# multi-vendor) most are refused, since a MoE or all-reduce pattern's compute timing comes from one
+# accelerator; the disaggregated pattern stages per host group, so MIXED_PROFILES place there.
+MIXED_PROFILES = ["hetero-stages", "hetero-prefill-decode", "disagg-llama70b"]
 DESIGNS = [p for p in sorted((ROOT / "topologies").glob("*.yaml"))
            if (s := load_fabric_spec(p)).hosts == 16 and len({g.accelerator for g in s.host_groups}) == 1]
 
@@ -43,13 +45,22 @@ def run(tmp_path, graph, data: dict, seed=None):
 def test_shipped_profiles_and_designs_exist():
     names = {p.stem for p in PROFILES}
     assert {"incast", "permutation", "incast-victim", "disagg-llama70b", "moe-deepseek-v3-decode",
-            "tp-allreduce-405b", "mixed-inference", "hetero-prefill-decode"} <= names
+            "tp-allreduce-405b", "mixed-inference", "hetero-prefill-decode", "hetero-stages"} <= names
     assert len(DESIGNS) >= 3
 
 
 @pytest.mark.parametrize("design", DESIGNS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
 def test_every_shipped_profile_runs_on_every_16_host_design(profile, design):
+    check_runs(profile, design)
+
+
+@pytest.mark.parametrize("profile", MIXED_PROFILES)
+def test_disaggregated_profiles_run_on_the_multi_vendor_design(profile):
+    check_runs(ROOT / "traffic" / f"{profile}.yaml", ROOT / "topologies/multi-vendor.yaml")
+
+
+def check_runs(profile, design):
     g = build_fabric(load_fabric_spec(design))
     wl = load_workload(profile)
     assert wl.description and 0.1 <= wl.duration_s <= 5
