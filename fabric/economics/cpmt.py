@@ -224,18 +224,24 @@ def compare_break_even(a: dict, b: dict) -> dict:
 
     B wins iff η_B/η_A > C_B/C_A; with B's network dearer by p and A's network share f that is
     η_B/η_A > 1 + f·p, so B may cost up to ``(η_B/η_A − 1)/f`` more in network and still win.
+    When the two serve different ideal token rates (other accelerators, or pools sized from other
+    stages), the bar is C_B/C_A ÷ (ideal tokens B / ideal tokens A) (``ideal_rate_ratio``).
     """
     ratio = b["eta"]["combined"] / a["eta"]["combined"] if a["eta"]["combined"] > 0 else math.inf
     cost_ratio = b["cost_per_hour_usd"] / a["cost_per_hour_usd"]
+    ideal_a = (a.get("tokens_per_s") or {}).get("ideal_total")
+    ideal_b = (b.get("tokens_per_s") or {}).get("ideal_total")
+    rate_ratio = ideal_b / ideal_a if ideal_a and ideal_b else 1.0
     f = a["network_share"]
     net_a, net_b = a["cost"]["network_usd_per_hour"], b["cost"]["network_usd_per_hour"]
     return {
         "eta_ratio": ratio,
         "cost_ratio": cost_ratio,
+        "ideal_rate_ratio": rate_ratio,
         "network_share_a": f,
         "network_premium_b": (net_b / net_a - 1.0) if net_a > 0 else math.nan,
-        "max_network_premium_b": max_network_premium(ratio, f),
-        "b_wins": bool(ratio > cost_ratio),
+        "max_network_premium_b": max_network_premium(ratio * rate_ratio, f),
+        "b_wins": bool(ratio * rate_ratio > cost_ratio),
         "cpmt_total_ratio": b["cpmt_total_usd_per_mtok"] / a["cpmt_total_usd_per_mtok"],
     }
 

@@ -341,7 +341,8 @@ def _aggregate_cpmt_for_break_even(ok: list[RunRecord]) -> dict | None:
             "network_share": mean(lambda r: r["network_share"]),
             "cost": {"network_usd_per_hour": mean(lambda r: r["cost"]["network_usd_per_hour"])},
             "cpmt_total_usd_per_mtok": mean(lambda r: r["cpmt_total_usd_per_mtok"]),
-            "cpmt_ideal": {"total_usd_per_mtok": mean(lambda r: r["cpmt_ideal"]["total_usd_per_mtok"])}}
+            "cpmt_ideal": {"total_usd_per_mtok": mean(lambda r: r["cpmt_ideal"]["total_usd_per_mtok"])},
+            "tokens_per_s": {"ideal_total": mean(lambda r: r["tokens_per_s"]["ideal_total"])}}
 
 
 def _tripped(fid: dict) -> list[str]:
@@ -560,7 +561,14 @@ def _break_even(a_name, a_cpmt, b_name, b_cpmt, sig_eta, sig_cpmt=None) -> dict:
         if cpmt_sig is None:
             said += (" (point estimate; significance not judged: "
                      + ((sig_cpmt or {}).get("why") or "no interval for CPMT") + ")")
-    if p == p:
+    if abs(be["ideal_rate_ratio"] - 1.0) > 1e-6:
+        # Other accelerators (or pools): the bar is the hourly cost ratio over the ideal token-rate ratio.
+        needed = be["cost_ratio"] / be["ideal_rate_ratio"]
+        statement = (f"{b_name} vs {a_name}: on an ideal fabric {b_name} serves {fmt.fixed(be['ideal_rate_ratio'], 3)}× "
+                     f"the tokens of {a_name} at {fmt.fixed(be['cost_ratio'], 3)}× the hourly cost, so {b_name} beats "
+                     f"{a_name} iff η_B/η_A > {fmt.fixed(needed, 3)}; measured η_B/η_A = {fmt.ratio(be['eta_ratio'])} → "
+                     f"{said} (CPMT ratio B/A {fmt.fixed(be['cpmt_total_ratio'], 3)})")
+    elif p == p:
         dearer = f"{fmt.percent(abs(p), 1)} {'dearer' if p >= 0 else 'cheaper'}"
         statement = (f"{b_name} vs {a_name}: {b_name}'s network is {dearer}, network share of {a_name}'s cost "
                      f"f = {fmt.percent(f, 1)}, so {b_name} beats {a_name} iff η_B/η_A > 1 + f·p = "
