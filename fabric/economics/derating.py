@@ -580,8 +580,8 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
         staged_total, staged_output = (stages.fixed_tokens_per_s_per_accelerator() if pool_model == "fixed" else
                                        (stages.total_tokens_per_s_per_accelerator,
                                         stages.output_tokens_per_s_per_accelerator))
-        src = (f"the stages' catalog rates (run.json workload pattern {stages.pattern!r} pools) and requests.parquet's "
-               f"mean prompt and output tokens, " + ("the design's own pools capped by the slower stage"
+        src = (f"the stages' catalog rates and the offered requests' mean prompt and output tokens (run.json "
+               f"workload pattern {stages.pattern!r}), " + ("the design's own pools capped by the slower stage"
                                                      if pool_model == "fixed" else "pools sized to the load")
                + " (docs/economics.md §6)")
         total_rate = led.pick("serving.total_tokens_per_s_per_accelerator", (costs.total_tokens_per_s, cf),
@@ -700,9 +700,10 @@ def _stage_model(run: dict, run_dir: Path, costs: CostFile, led: Ledger, warning
     the cost file states the tokens/s per accelerator, which then replace the stages' rates)."""
     from fabric.economics.pools import stage_model
     from fabric.rundir.tables import read_table
-    if costs.total_tokens_per_s is not None or not (Path(run_dir) / "requests.parquet").exists():
+    if costs.total_tokens_per_s is not None:
         return None
-    stages = stage_model(run, read_table(run_dir, "requests"))
+    has_requests = (Path(run_dir) / "requests.parquet").exists()
+    stages = stage_model(run, read_table(run_dir, "requests") if has_requests else None)
     if stages is None:
         return None
     if costs.request_rate_per_s is not None:
@@ -711,8 +712,8 @@ def _stage_model(run: dict, run_dir: Path, costs: CostFile, led: Ledger, warning
         led.use("serving.request_rate_per_s", costs.request_rate_per_s, "requests/s", f"cost file {costs.source}")
     else:
         led.use("serving.request_rate_per_s", stages.request_rate_per_s, "requests/s",
-                "requests.parquet: requests that reached decode ÷ run.json workload.duration_s (the rate pools are "
-                "sized for; give serving.request_rate_per_s in a cost file for another)")
+                f"run.json workload pattern {stages.pattern!r}: requests the profile offers per second (the rate "
+                f"pools are sized for; give serving.request_rate_per_s in a cost file for another)")
     for pool in stages.pools:
         led.use(f"stage.{pool.stage}.{pool.group}.tokens_per_s_per_accelerator", pool.tokens_per_s_per_accelerator,
                 "tokens/s", f"run.json workload pattern {stages.pattern!r}: {pool.accelerator} catalog "

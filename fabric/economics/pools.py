@@ -38,14 +38,17 @@ class Pool:
     stage: str
     group: str
     accelerator: str
-    hosts: int                       # hosts of the group the stage selected in the design
+    hosts: int                       # hosts of the group serving the stage (in its instances; spare hosts idle)
     instance_hosts: int
     tokens_per_s_per_accelerator: float   # prefill: prompt tokens/s; decode: output tokens/s
 
     @classmethod
     def from_record(cls, rec: dict) -> Pool:
+        size = max(1, int(rec["instance_hosts"]))
+        # Hosts left over after the group's instances are formed serve nothing.
+        hosts = int(rec["instances"]) * size if "instances" in rec else int(rec["hosts"])
         return cls(stage=str(rec["stage"]), group=str(rec["group"]), accelerator=str(rec["accelerator"]),
-                   hosts=int(rec["hosts"]), instance_hosts=max(1, int(rec["instance_hosts"])),
+                   hosts=hosts, instance_hosts=size,
                    tokens_per_s_per_accelerator=float(rec["tokens_per_s_per_accelerator"]))
 
 
@@ -56,7 +59,7 @@ class StageModel:
     pools: tuple[Pool, ...]
     prompt_tokens_mean: float
     output_tokens_mean: float
-    request_rate_per_s: float        # the target rate sizing is reported for
+    request_rate_per_s: float        # the target rate sizing is reported for (the profile's offered rate)
     pattern: str                     # the workload pattern that recorded the pools
 
     def stage_pools(self, stage: str) -> list[Pool]:
@@ -153,10 +156,9 @@ class StageModel:
 
 
 def stage_model(run: dict, requests) -> StageModel | None:
-    """The stage model of a run: its first disaggregated pattern's pools (run.json) and its requests
-    (a requests.parquet frame, or None). None when either is missing (older runs, no KV stage)."""
-    if requests is None or len(requests) == 0:
-        return None
+    """The stage model of a run: its first disaggregated pattern's pools and offered load (run.json),
+    else the requests that reached decode (a requests.parquet frame). None without pools (older
+    runs, no KV stage) or without any request."""
     workload = run.get("workload") or {}
     for pattern in workload.get("patterns") or []:
         facts = pattern.get("compute") if isinstance(pattern, dict) else None
@@ -165,6 +167,14 @@ def stage_model(run: dict, requests) -> StageModel | None:
         pools = tuple(Pool.from_record(r) for r in facts["pools"])
         if not all(any(p.stage == s and p.hosts > 0 and p.tokens_per_s_per_accelerator > 0 for p in pools)
                    for s in STAGES):
+            return None
+        if facts.get("requests_offered"):
+            # Every request the profile generated: the load is the workload's, whatever the fabric
+            # and accelerators did with it (a slow prefill pool sends fewer KV caches in the window).
+            return StageModel(pools=pools, prompt_tokens_mean=float(facts["prompt_tokens_mean"]),
+                              output_tokens_mean=float(facts["output_tokens_mean"]),
+                              request_rate_per_s=float(facts["offered_requests_per_s"]), pattern=str(pattern.get("name")))
+        if requests is None or len(requests) == 0:
             return None
         duration = float(workload.get("duration_s") or 0.0)
         rate = len(requests) / duration if duration > 0 else 0.0

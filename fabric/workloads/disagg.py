@@ -104,7 +104,7 @@ def disaggregated(p: Disaggregated, ctx: HostContext, rng: np.random.Generator, 
         decode_instances = [inst for pool in d_pools for inst in pool.instances]
         instance_step = [step for pool, step in zip(d_pools, pool_step) for _ in pool.instances]
 
-    _record(p, ctx, model, p_pools, instance_rate, d_pools, pool_step, instance_step, mla)
+    _record(p, ctx, model, p_pools, instance_rate, d_pools, pool_step, instance_step, mla, prompt, output)
     notes.append(_summary(p, model, p_pools, pool_rate, d_pools, pool_step))
 
     free_at = np.full(len(prefill_instances), p.start_s)
@@ -208,8 +208,10 @@ def _instance(sel, hosts, model, acc, ctx: HostContext, notes: list[str], what: 
 
 
 def _record(p: Disaggregated, ctx: HostContext, model, p_pools: list[Pool], instance_rate: list[float],
-            d_pools: list[Pool], pool_step: list[float], instance_step: list[float], mla: bool) -> None:
-    """``ctx.compute[p.name]``: the timing the schedule was built with (run.json; economics reads it)."""
+            d_pools: list[Pool], pool_step: list[float], instance_step: list[float], mla: bool,
+            prompt: np.ndarray, output: np.ndarray) -> None:
+    """``ctx.compute[p.name]``: the timing the schedule was built with (run.json; economics reads it),
+    and the load the profile offers (every generated request, sent or not: pools are sized for it)."""
     if len(p_pools) == 1:
         prefill_rate = instance_rate[0]            # the first (every) prefill instance's rate
     else:                                          # capacity-weighted mean instance rate
@@ -236,7 +238,11 @@ def _record(p: Disaggregated, ctx: HostContext, model, p_pools: list[Pool], inst
         "accelerator_decode": "+".join(pool.acc.name for pool in d_pools),
         "source": f"catalog: {_sizes(p_pools)} per prefill instance, {_sizes(d_pools)} per decode instance at "
                   f"batch {p.decode_batch} ({model.name})",
-        "pools": pools}
+        "pools": pools,
+        "requests_offered": int(len(prompt)),
+        "offered_requests_per_s": float(len(prompt) / (p.stop_s - p.start_s)) if p.stop_s > p.start_s else 0.0,
+        "prompt_tokens_mean": float(np.mean(prompt)) if len(prompt) else 0.0,
+        "output_tokens_mean": float(np.mean(output)) if len(output) else 0.0}
 
 
 def _sizes(pools: list[Pool]) -> str:

@@ -127,6 +127,19 @@ def test_stage_model_reads_the_run_records_and_requests():
     assert stage_model(run, requests.iloc[:0]) is None
     assert stage_model({"workload": {"patterns": [{"type": "disaggregated", "compute": {}}]}}, requests) is None
     assert math.isfinite(m.total_tokens_per_s_per_accelerator)
+    # a run recording the profile's offered load is sized for it, not for the requests that were sent
+    run["workload"]["patterns"][1]["compute"].update(
+        {"requests_offered": 39, "offered_requests_per_s": 13.0, "prompt_tokens_mean": 1500.0,
+         "output_tokens_mean": 300.0})
+    offered = stage_model(run, requests)
+    assert (offered.request_rate_per_s, offered.prompt_tokens_mean, offered.output_tokens_mean) == (13.0, 1500.0, 300.0)
+    assert stage_model(run, None) == offered
+
+
+def test_hosts_left_out_of_instances_serve_nothing():
+    rec = {"stage": "decode", "group": "g", "accelerator": "MI300X", "hosts": 6, "instances": 1,
+           "instance_hosts": 4, "tokens_per_s_per_accelerator": 700.0}
+    assert Pool.from_record(rec).hosts == 4
 
 
 def test_cpmt_of_a_staged_run_prices_each_pool_at_its_own_accelerator(tmp_path):
@@ -163,3 +176,23 @@ def test_cpmt_of_a_staged_run_prices_each_pool_at_its_own_accelerator(tmp_path):
     stated = cpmt_for_run(run, CostFile(source="c.yaml", total_tokens_per_s=4951.0, output_tokens_per_s=1072.0))
     assert stated["stage_pools"] is None
     assert stated["tokens_per_s"]["ideal_total"] == pytest.approx(16 * 4951.0)
+
+
+def test_the_generator_records_the_offered_load_of_every_request():
+    """hetero-stages on multi-vendor: 3 of its 39 requests finish prefill after the window and send no
+    KV; the offered load still counts them (so every accelerator mix is sized for the same load)."""
+    from pathlib import Path
+
+    from fabric.specs import load_fabric_spec
+    from fabric.topology import build_fabric
+    from fabric.workloads import generate, load_workload
+    root = Path(__file__).resolve().parents[2]
+    graph = build_fabric(load_fabric_spec(root / "topologies" / "multi-vendor.yaml"))
+    schedule = generate(load_workload(root / "traffic" / "hetero-stages.yaml"), graph).frame
+    facts = schedule.attrs["compute"]["kv"]
+    n_sent = len(schedule.attrs["requests"]["request_id"])
+    assert facts["requests_offered"] > n_sent > 0
+    assert facts["offered_requests_per_s"] == pytest.approx(facts["requests_offered"] / 3.0)
+    m = stage_model({"workload": {"patterns": [{"name": "kv", "type": "disaggregated", "compute": facts}]}}, None)
+    assert m.request_rate_per_s == facts["offered_requests_per_s"]
+    assert [p.group for p in m.pools] == ["prefill-b200", "decode-mi300x", "decode-gaudi3"]
