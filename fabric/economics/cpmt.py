@@ -73,7 +73,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     if stages is not None and costs.accelerator_name is None:
         # Each stage's pool priced at its own accelerator, sized to the load (or as the design built them).
         groups = [(f"{pool.stage}:{pool.group}", n, pool.accelerator)
-                  for pool, n in stages.costed_counts(count, der["pools"]["model"])]
+                  for pool, n in stages.costed_counts(count, der["pools"]["model"], der["pools"]["prefill_share"])]
     else:
         groups = [(g.name, g.count * scale, costs.accelerator_name or g.accelerator) for g in spec.host_groups]
     design_src = "run.json fabric design"

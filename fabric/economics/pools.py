@@ -127,9 +127,11 @@ class StageModel:
                             "tokens_per_s_per_accelerator": p.tokens_per_s_per_accelerator})
         return out
 
-    def costed_counts(self, accelerators: float, pool_model: str) -> list[tuple[Pool, float]]:
-        """``accelerators`` split over the pools: by the sized shares (pools fit the load) or, with
-        fixed pools, as the design splits them."""
+    def costed_counts(self, accelerators: float, pool_model: str,
+                      prefill_share: float | None = None) -> list[tuple[Pool, float]]:
+        """``accelerators`` split over the pools: by the sized shares (pools fit the load; or a stated
+        ``prefill_share``) or, with fixed pools, as the design splits them."""
+        a = self.prefill_share if prefill_share is None else prefill_share
         design_total = self.hosts("prefill") + self.hosts("decode")
         out = []
         for stage in STAGES:
@@ -138,7 +140,7 @@ class StageModel:
             if pool_model == "fixed":
                 share = stage_hosts / design_total
             else:
-                share = self.prefill_share if stage == "prefill" else 1.0 - self.prefill_share
+                share = a if stage == "prefill" else 1.0 - a
             out.extend((p, accelerators * share * p.hosts / stage_hosts) for p in pools)
         return out
 
