@@ -37,15 +37,19 @@ FIGURES = [
     ("87.583 ms", lambda r: r["patterns"]["moe"]["tpot_ideal_mean_s"] * 1e3, "{:.3f} ms"),
     ("268.165 ms", lambda r: r["patterns"]["moe"]["tpot_measured_mean_s"] * 1e3, "{:.3f} ms"),
     ("η_MoE = 87.583 / 268.165 = 0.3266", lambda r: r["eta"]["moe"], "η_MoE = 87.583 / 268.165 = {:.4f}"),
-    ("= 0.4924", lambda r: r["eta"]["combined"], "= {:.4f}"),
+    ("a = (2186/5346) / (2186/5346 + 580/1760) = 0.554", lambda r: r["pools"]["prefill_share"],
+     "a = (2186/5346) / (2186/5346 + 580/1760) = {:.3f}"),
+    ("= 0.5207", lambda r: r["eta"]["combined"], "= {:.4f}"),
+    ("= 3,745 tokens/s per", lambda r: r["tokens_per_s"]["ideal_total"] / 16, "= {:,.0f} tokens/s per"),
     ("$21.82/h", lambda r: r["cost"]["accelerators_usd_per_hour"], "${:.2f}/h"),
     ("$102,010", lambda r: r["cost"]["network_capex_usd"], "${:,.0f}"),
     ("C_hour = $25.07/h", lambda r: r["cost_per_hour_usd"], "C_hour = ${:.2f}/h"),
     ("f = 0.1296", lambda r: r["network_share"], "f = {:.4f}"),
-    ("served 79,216 × 0.4924 = 39,005 tokens/s", lambda r: r["tokens_per_s"]["served_total"],
-     "served 79,216 × 0.4924 = {:,.0f} tokens/s"),
-    ("$0.1786 per million tokens", lambda r: r["cpmt_total_usd_per_mtok"], "${:.4f} per million tokens"),
-    ("against $0.0879 on an", lambda r: r["cpmt_ideal"]["total_usd_per_mtok"], "against ${:.4f} on an"),
+    ("served 59,925 × 0.5207 = 31,205", lambda r: r["tokens_per_s"]["served_total"],
+     "served 59,925 × 0.5207 = {:,.0f}"),
+    ("$0.2232 per million tokens", lambda r: r["cpmt_total_usd_per_mtok"], "${:.4f} per million tokens"),
+    ("$0.1162 on an ideal fabric", lambda r: r["cpmt_ideal"]["total_usd_per_mtok"], "${:.4f} on an ideal fabric"),
+    ("$0.1572–$0.2905", lambda r: r["cpmt_total_interval"], "${0[0]:.4f}–${0[1]:.4f}"),
 ]
 
 
@@ -66,4 +70,9 @@ def test_every_request_meets_the_slo_and_two_of_58_moe_layers_scale_by_14_5(cpmt
     kv, moe = cpmt["patterns"]["kv"], cpmt["patterns"]["moe"]
     assert (kv["requests"], kv["attainment_ideal"], kv["attainment_measured"]) == (3, 1.0, 1.0)
     assert (moe["steps"], moe["layer_scale"]) == (3, 14.5)
-    assert cpmt["pools"]["prefill_share"] == 0.5
+    sp = cpmt["stage_pools"]
+    assert sp["stage_rate"]["prefill"] == pytest.approx(5346, abs=0.5)
+    assert sp["stage_rate"]["decode"] == pytest.approx(1760, abs=0.5)
+    assert (round(sp["prompt_tokens_mean"]), round(sp["output_tokens_mean"])) == (2186, 580)
+    fit = sp["fit"]
+    assert not fit["mis_sized"] and f"{fit['capacity_requests_per_s']['prefill']:.1f}" == "19.6"
