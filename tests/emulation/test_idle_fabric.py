@@ -39,6 +39,10 @@ KNOWN_GAPS = {
     ("leaf-spine-ecmp", "hetero-prefill-decode"): "the same ECMP collisions of a request's concurrent KV shards as "
                                                   "disagg-llama70b (message slowdown p50 1.16, group p50 1.24 at k = "
                                                   "1000; passed at the k of a faster calibration)",
+    ("leaf-spine-ecmp", "hetero-stages"): "the same ECMP collisions: a request's 4 KV shards leave one leaf together "
+                                          "over 4 uplinks as wide as a host's NIC, and Linux's hash puts two or three on "
+                                          "one (message slowdown p50 2.5 at k = 2000 on a clean-clone run; spraying "
+                                          "passes, and the simulator's own ECMP hash gives p50 1.09)",
     ("leaf-spine-spray", "disagg-llama70b"): "KV group slowdown 1.01-1.05 over runs, on the edge of the bound: at "
                                              "D = 1 a few-ms scheduling hiccup of this VM is a few % of a KV transfer",
     ("leaf-spine-ecmp", "moe-deepseek-v3-decode"): "power-law experts: the dispatch into the hottest rank overflows its "
