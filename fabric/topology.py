@@ -235,7 +235,11 @@ def fabric_facts(g: nx.MultiGraph) -> dict:
         "bom": bill_of_materials(g),
         "host_groups": [{"name": grp.name, "count": grp.count, "accelerator": grp.accelerator, "role": grp.role,
                          "nic_count": grp.nic_count, "nic_rate_bps": grp.nic_rate_bps, "nic_from": grp.nic_from,
-                         "host_rate_bps": grp.host_rate_bps}
+                         "host_rate_bps": grp.host_rate_bps,
+                         # The group's share of the bill of materials' host side (bill_of_materials counts
+                         # the same): one NIC, one edge-switch port and two optics per cable.
+                         "bom": {"nics": grp.count * grp.nic_count, "optics": 2 * grp.count * grp.nic_count,
+                                 "edge_ports": grp.count * grp.nic_count, "speed": _speed_label(grp.nic_rate_bps)}}
                         for grp in spec.host_groups],
         "emulable": emulable,
         "emulable_reason": (f"{namespaces} namespaces; fits this machine (at most {MAX_EMULATED_NAMESPACES})"

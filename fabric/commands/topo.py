@@ -71,8 +71,10 @@ def show(file: Path = typer.Argument(..., help="Fabric design YAML file."),
     typer.echo("  host groups")
     for g in facts["host_groups"]:
         nics = f"{g['nic_count']} x {format_rate(g['nic_rate_bps'])}" if g["nic_count"] > 1 else format_rate(g["nic_rate_bps"])
+        b = g["bom"]
         typer.echo(f"    {g['name']}: {g['count']} x {g['accelerator']} ({g['role']}), NIC {nics} "
-                   f"(from {NIC_FROM[g['nic_from']]})")
+                   f"(from {NIC_FROM[g['nic_from']]}); bill of materials: {b['nics']} x {b['speed']} NICs, "
+                   f"{b['optics']} optics, {b['edge_ports']} edge-switch ports")
     bom = facts["bom"]
     typer.echo("  bill of materials")
     for s in bom["switches"]:
