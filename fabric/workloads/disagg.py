@@ -166,13 +166,7 @@ def _pools(sel, hosts: list[str], model, ctx: HostContext, notes: list[str], wha
     for group in groups:
         members = by_group[group]
         acc = ctx.accelerator(sel, members)
-        if sel.instance_hosts:
-            size = sel.instance_hosts
-        else:
-            size, capped = instance_size(model.weight_bytes, acc.hbm_bytes, len(members))
-            if capped:
-                notes.append(f"{what} group {group}: {model.name} weights ({model.weight_bytes / 1e9:.0f} GB) do not fit "
-                             f"{size} {acc.name}; instance capped at the group's {size} selected hosts")
+        size = _size(sel, members, model, acc, notes, f"{what} group {group}", "the group's")
         if size > len(members):
             notes.append(f"{what} group {group}: all {len(members)} hosts left idle (instances of {size} hosts; "
                          f"an instance never mixes host groups)")
@@ -192,16 +186,21 @@ def _split(hosts: list[str], size: int) -> list[list[str]]:
     return [hosts[i * size:(i + 1) * size] for i in range(len(hosts) // size)]
 
 
-def _instance(sel, hosts, model, acc, ctx: HostContext, notes: list[str], what: str) -> int:
+def _size(sel, hosts: list[str], model, acc, notes: list[str], label: str, whose: str) -> int:
+    """Hosts per instance: the selector's ``instance_hosts``, else the fewest whose HBM holds the weights."""
     if sel.instance_hosts:
-        if sel.instance_hosts > len(hosts):
-            raise ctx.fail(f"{sel.key}.instance_hosts", f"got {sel.instance_hosts}; only {len(hosts)} hosts selected")
-        size = sel.instance_hosts
-    else:
-        size, capped = instance_size(model.weight_bytes, acc.hbm_bytes, len(hosts))
-        if capped:
-            notes.append(f"{what}: {model.name} weights ({model.weight_bytes / 1e9:.0f} GB) do not fit "
-                         f"{size} {acc.name}; instance capped at the {size} selected hosts")
+        return sel.instance_hosts
+    size, capped = instance_size(model.weight_bytes, acc.hbm_bytes, len(hosts))
+    if capped:
+        notes.append(f"{label}: {model.name} weights ({model.weight_bytes / 1e9:.0f} GB) do not fit "
+                     f"{size} {acc.name}; instance capped at {whose} {size} selected hosts")
+    return size
+
+
+def _instance(sel, hosts, model, acc, ctx: HostContext, notes: list[str], what: str) -> int:
+    if sel.instance_hosts and sel.instance_hosts > len(hosts):
+        raise ctx.fail(f"{sel.key}.instance_hosts", f"got {sel.instance_hosts}; only {len(hosts)} hosts selected")
+    size = _size(sel, hosts, model, acc, notes, what, "the")
     if len(hosts) % size:
         notes.append(f"{what}: {len(hosts) % size} of {len(hosts)} hosts left idle (instances of {size})")
     return size
