@@ -69,11 +69,11 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     bom = scale_bom(bill_of_materials(build_fabric(spec)), scale)
     pue = led.pick("facility.pue", (costs.pue, cf))
     kwh = led.pick("facility.electricity_usd_per_kwh", (costs.electricity_usd_per_kwh, cf))
-    stages = der["stages"]
-    if stages is not None and costs.accelerator_name is None:
+    stages = der["stages"] if costs.accelerator_name is None else None
+    if stages is not None:
         # Each stage's pool priced at its own accelerator, sized to the load (or as the design built them).
-        groups = [(f"{pool.stage}:{pool.group}", n, pool.accelerator)
-                  for pool, n in stages.costed_counts(count, der["pools"]["model"], der["pools"]["prefill_share"])]
+        costed = stages.costed_counts(count, der["pools"]["model"], der["pools"]["prefill_share"])
+        groups = [(f"{pool.stage}:{pool.group}", n, pool.accelerator) for pool, n in costed]
     else:
         groups = [(g.name, g.count * scale, costs.accelerator_name or g.accelerator) for g in spec.host_groups]
     design_src = "run.json fabric design"
@@ -105,7 +105,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     ideal_cpmt_output = cpmt_usd_per_mtok(cost_per_hour, ideal_output)
     example_p = 0.30
     energy = energy_figures(groups, acc_power, net["power_w"], pue, served_total, led)
-    pools = pool_table(stages, der, groups, acc_costs) if stages is not None and costs.accelerator_name is None else None
+    pools = pool_table(stages, der, costed, acc_costs) if stages is not None else None
     return {
         "run_dir": str(run_dir),
         "design": {"name": spec.name, "kind": spec.kind, "hosts": spec.hosts, "costed_accelerators": n_acc},
@@ -185,20 +185,20 @@ def energy_figures(groups: list[tuple[str, float, str]], acc_power_w: dict[str, 
     }
 
 
-def pool_table(stages, der: dict, groups: list[tuple[str, float, str]], acc_costs: dict) -> dict:
-    """Each stage's pools for the report: size in the costed cluster, $/accelerator-hour, η, and
-    accelerators and instances needed at the target request rate; plus how the design's own pools
-    fit the workload (docs/economics.md §6)."""
+def pool_table(stages, der: dict, costed: list, acc_costs: dict) -> dict:
+    """Each stage's pools for the report: size in the costed cluster (``costed``: (pool, accelerators)),
+    $/accelerator-hour, η, and accelerators and instances needed at the target request rate; plus how
+    the design's own pools fit the workload (docs/economics.md §6)."""
     eta = {"prefill": der["eta"]["prefill_pool"], "decode": der["eta"]["decode_pool"]}
-    sized = stages.sized(eta)
+    needed = {(row["stage"], row["group"]): row for row in stages.sized(eta)}
     rows = []
-    for (label, count, acc_name), need in zip(groups, sized):
-        rows.append({"stage": need["stage"], "group": need["group"], "accelerator": acc_name,
-                     "accelerators": count, "usd_per_accelerator_hour": acc_costs[acc_name]["usd_per_hour"],
-                     "usd_per_hour": count * acc_costs[acc_name]["usd_per_hour"], "eta": eta[need["stage"]],
-                     "tokens_per_s_per_accelerator": need["tokens_per_s_per_accelerator"],
+    for pool, count in costed:
+        need, price = needed[(pool.stage, pool.group)], acc_costs[pool.accelerator]["usd_per_hour"]
+        rows.append({"stage": pool.stage, "group": pool.group, "accelerator": pool.accelerator,
+                     "accelerators": count, "usd_per_accelerator_hour": price, "usd_per_hour": count * price,
+                     "eta": eta[pool.stage], "tokens_per_s_per_accelerator": pool.tokens_per_s_per_accelerator,
                      "accelerators_at_target": need["accelerators"], "instances_at_target": need["instances"],
-                     "instance_hosts": need["instance_hosts"]})
+                     "instance_hosts": pool.instance_hosts})
     return {"pools": rows, "prompt_tokens_mean": stages.prompt_tokens_mean,
             "output_tokens_mean": stages.output_tokens_mean, "target_requests_per_s": stages.request_rate_per_s,
             "stage_rate": {s: stages.stage_rate(s) for s in ("prefill", "decode")},

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -707,7 +708,6 @@ def _stage_model(run: dict, run_dir: Path, costs: CostFile, led: Ledger, warning
     if stages is None:
         return None
     if costs.request_rate_per_s is not None:
-        from dataclasses import replace
         stages = replace(stages, request_rate_per_s=costs.request_rate_per_s)
         led.use("serving.request_rate_per_s", costs.request_rate_per_s, "requests/s", f"cost file {costs.source}")
     else:
@@ -721,12 +721,7 @@ def _stage_model(run: dict, run_dir: Path, costs: CostFile, led: Ledger, warning
                                f"decode: batch ÷ (step time × {pool.instance_hosts} hosts per instance)"))
     fit = stages.design_fit()
     if fit["mis_sized"]:
-        warnings.append(
-            f"the design's pools are mis-sized for this workload: its {fit['bottleneck']} pool serves "
-            f"{fit['capacity_requests_per_s'][fit['bottleneck']]:.3g} requests/s and its {fit['idle_stage']} pool "
-            f"{fit['capacity_requests_per_s'][fit['idle_stage']]:.3g}, so {fit['idle_stage']} idles "
-            f"{fit['idle_share']:.0%} (prefill {fit['prefill_share_design']:.0%} of the design's accelerators; "
-            f"{fit['prefill_share_sized']:.0%} fits the load)")
+        warnings.append(f"pools mis-sized: {fit['statement']}")
     return stages
 
 

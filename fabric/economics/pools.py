@@ -104,12 +104,18 @@ class StageModel:
         bottleneck = min(STAGES, key=lambda s: cap[s])
         other = "decode" if bottleneck == "prefill" else "prefill"
         idle = 1.0 - cap[bottleneck] / cap[other] if cap[other] > 0 else 0.0
+        mis_sized = idle > MIS_SIZED_IDLE_SHARE
+        share_design = self.hosts("prefill") / (self.hosts("prefill") + self.hosts("decode"))
+        serves_target = cap[bottleneck] >= self.request_rate_per_s
+        statement = (f"the design's own pools serve prefill {cap['prefill']:.3g}, decode {cap['decode']:.3g} "
+                     f"requests/s: {other} idles {idle:.0%}" + (" — MIS-SIZED for this workload" if mis_sized else "")
+                     + f" (prefill {share_design:.0%} of its accelerators, {self.prefill_share:.0%} fits the load)"
+                     + ("" if serves_target else f"; below the target {self.request_rate_per_s:.3g} requests/s"))
         return {"capacity_requests_per_s": cap, "bottleneck": bottleneck, "idle_stage": other,
-                "idle_share": idle, "mis_sized": idle > MIS_SIZED_IDLE_SHARE,
-                "prefill_share_design": self.hosts("prefill") / (self.hosts("prefill") + self.hosts("decode")),
-                "prefill_share_sized": self.prefill_share,
-                "serves_target": cap[bottleneck] >= self.request_rate_per_s,
-                "target_requests_per_s": self.request_rate_per_s}
+                "idle_share": idle, "mis_sized": mis_sized,
+                "prefill_share_design": share_design, "prefill_share_sized": self.prefill_share,
+                "serves_target": serves_target, "target_requests_per_s": self.request_rate_per_s,
+                "statement": statement}
 
     def sized(self, eta: dict[str, float], rate_per_s: float | None = None) -> list[dict]:
         """Accelerators and instances per pool for ``rate_per_s`` requests/s at the stages' η."""

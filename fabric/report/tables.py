@@ -253,14 +253,8 @@ def pools_table(summary: dict) -> Table | None:
                          fmt.usd(p["usd_per_accelerator_hour"]) + "/h", fmt.ratio(p["eta"]),
                          fmt.count(p["tokens_per_s_per_accelerator"]),
                          f"{p['accelerators_at_target']:.2f} ({p['instances_at_target']} × {p['instance_hosts']})"])
-        fit = sp["fit"]
-        cap = fit["capacity_requests_per_s"]
-        fits.append(f"{d['name']}: the design's own pools serve prefill {cap['prefill']:.3g}, decode {cap['decode']:.3g} "
-                    f"requests/s; {fit['idle_stage']} idles {fmt.percent(fit['idle_share'], 0)}"
-                    + (" — MIS-SIZED for this workload" if fit["mis_sized"] else "")
-                    + f" (prefill {fmt.percent(fit['prefill_share_design'], 0)} of its accelerators, "
-                      f"{fmt.percent(fit['prefill_share_sized'], 0)} fits the load; pools below are sized to the load "
-                      f"at {sp['target_requests_per_s']:.3g} requests/s)")
+        fits.append(f"{d['name']}: {sp['fit']['statement']}; pools above are sized to the load at "
+                    f"{sp['target_requests_per_s']:.3g} requests/s")
     if not rows:
         return None
     return Table("pools", "Serving pools sized from the stages",

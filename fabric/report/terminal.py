@@ -97,7 +97,7 @@ def cpmt_summary(r: dict) -> str:
         f"{fmt.percent((r['break_even']['example_eta_ratio_needed'] - 1), 1)} more tokens (η_B/η_A > 1 + f·p)",
     ]
     lines += stage_pool_lines(r.get("stage_pools"))
-    lines += [f"  warning: {w}" for w in r["warnings"] if not w.startswith("the design's pools are mis-sized")]
+    lines += [f"  warning: {w}" for w in r["warnings"]]
     return "\n".join(lines)
 
 
@@ -114,14 +114,7 @@ def stage_pool_lines(sp: dict | None, indent: str = "  ") -> list[str]:
                    f"{row['accelerators']:>7.2f} costed  {fmt.usd(row['usd_per_accelerator_hour'])}/h each  "
                    f"η {fmt.ratio(row['eta'])}  {fmt.count(row['tokens_per_s_per_accelerator'])} tokens/s each  "
                    f"needs {row['accelerators_at_target']:.2f} ({row['instances_at_target']} × {row['instance_hosts']})")
-    fit = sp["fit"]
-    cap = fit["capacity_requests_per_s"]
-    verdict = (f"MIS-SIZED: {fit['idle_stage']} idles {fmt.percent(fit['idle_share'], 0)}" if fit["mis_sized"] else
-               f"fits: {fit['idle_stage']} idles {fmt.percent(fit['idle_share'], 0)}")
-    out.append(f"{indent}pool fit    the design's own pools serve prefill {cap['prefill']:.3g}, decode "
-               f"{cap['decode']:.3g} requests/s: {verdict} (prefill {fmt.percent(fit['prefill_share_design'], 0)} "
-               f"of its accelerators, {fmt.percent(fit['prefill_share_sized'], 0)} fits the load)"
-               + ("" if fit["serves_target"] else f"; below the target {rate:.3g} requests/s"))
+    out.append(f"{indent}pool fit    {sp['fit']['statement']}")
     return out
 
 
