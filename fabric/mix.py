@@ -5,8 +5,9 @@ compared design named ``<design>+<mix>``. A SPEC is ``design`` (the design as wr
 comma-separated ``KEY:ACCELERATOR[@NIC]`` entries:
 
 * ``KEY`` is a host group name, a serving role (:data:`fabric.specs.HOST_ROLES`, matching the
-  groups of that role) or ``*`` (every group). A group matched by its name takes that entry, else
-  one matching its role, else ``*``; a group no entry matches keeps its accelerator and NICs.
+  groups of that role) or ``*`` (every accelerator group; front-end CPU servers change only when
+  named by group or role). A group matched by its name takes that entry, else one matching its
+  role, else ``*``; a group no entry matches keeps its accelerator and NICs.
 * ``ACCELERATOR`` is a catalog accelerator (``fabric/catalog/accelerators.yaml``), matched without
   regard to case and stored in the catalog's spelling.
 * ``@NIC`` (``800G``, ``3x200G``: nic_count x nic_rate) gives the group's NICs. Without it the
@@ -31,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from fabric.errors import SpecError
-from fabric.specs import HOST_ROLES, FabricSpec, parse_fabric_spec
+from fabric.specs import FRONTEND_ROLE, HOST_ROLES, FabricSpec, parse_fabric_spec
 from fabric.units import UnitError, parse_rate_bps
 
 AS_WRITTEN = "design"
@@ -64,10 +65,10 @@ class Mix:
     def as_written(self) -> bool:
         return not self.entries
 
-    def entry_for(self, group: str, role: str) -> MixEntry | None:
-        """The entry for a group: by its name, else by its role, else ``*``."""
+    def entry_for(self, group: str, role: str, every: bool = True) -> MixEntry | None:
+        """The entry for a group: by its name, else by its role, else ``*`` (when ``every``)."""
         by_key = {e.key: e for e in self.entries}
-        return by_key.get(group) or by_key.get(role) or by_key.get(EVERY_GROUP)
+        return by_key.get(group) or by_key.get(role) or (by_key.get(EVERY_GROUP) if every else None)
 
 
 def _fail(text: str, problem: str) -> SpecError:
@@ -157,7 +158,8 @@ def mixed_mapping(data: dict, base: FabricSpec, mix: Mix, name: str, design: str
         out["host_groups"] = [{"name": only.name, "count": only.count, "accelerator": only.accelerator}]
     rewritten = []
     for raw, grp in zip(out["host_groups"], groups):
-        entry = mix.entry_for(grp.name, grp.role)
+        # `*` means every accelerator: front-end (CPU) servers keep theirs unless named.
+        entry = mix.entry_for(grp.name, grp.role, every=grp.role != FRONTEND_ROLE)
         if entry is not None and isinstance(raw, dict):
             raw = {k: v for k, v in raw.items() if k not in ("nic_rate", "nic_count")}
             raw["accelerator"] = entry.accelerator

@@ -27,7 +27,9 @@ from fabric.yamlspec import Section, load_yaml_mapping
 
 KINDS = ("leaf-spine", "scheduled")
 LOAD_BALANCING_MODES = ("ecmp", "spray")
-HOST_ROLES = ("prefill", "decode", "expert", "tensor", "any")
+HOST_ROLES = ("prefill", "decode", "expert", "tensor", "any", "frontend")
+# The role of CPU front-end servers (a catalog entry of kind cpu): tokenize and detokenize, no model.
+FRONTEND_ROLE = "frontend"
 HASH_FIELDS = ("src_ip", "dst_ip", "proto", "src_port", "dst_port")
 # Bits of net.ipv4.fib_multipath_hash_fields for each field (kernel ip-sysctl docs).
 HASH_FIELD_BITS = {"src_ip": 0x01, "dst_ip": 0x02, "proto": 0x04, "src_port": 0x10, "dst_port": 0x20}
@@ -130,6 +132,15 @@ class FabricSpec:
     @property
     def hosts(self) -> int:
         return self.edges * self.hosts_per_edge
+
+    @property
+    def accelerator_hosts(self) -> int:
+        """Hosts that carry an accelerator: every host but the front-end (CPU) servers."""
+        return self.hosts - self.frontend_hosts
+
+    @property
+    def frontend_hosts(self) -> int:
+        return sum(g.count for g in self.host_groups if g.role == FRONTEND_ROLE)
 
     @property
     def effective_fabric_link_rate_bps(self) -> int:
@@ -330,6 +341,7 @@ def _parse_host_groups(top: Section, hosts: int, host_rate_bps: int | None) -> t
         count = sec.integer("count", minimum=1)
         accelerator = sec.text("accelerator")
         role = sec.choice("role", HOST_ROLES, "any")
+        _check_kind(sec, accelerator, role)
         nic_count, nic_rate, nic_from = _group_nics(sec, accelerator, host_rate_bps)
         sec.finish()
         groups.append(HostGroup(name, count, accelerator, role, nic_count, nic_rate, nic_from))
@@ -337,6 +349,21 @@ def _parse_host_groups(top: Section, hosts: int, host_rate_bps: int | None) -> t
     if total != hosts:
         raise top.fail("host_groups", f"counts add up to {total} hosts but the design has {hosts}; make them equal")
     return tuple(groups)
+
+
+def _check_kind(sec: Section, accelerator: str, role: str) -> None:
+    """A CPU server (catalog kind cpu) is a front end and a front end is a CPU server: an accelerator
+    cannot be priced and timed as a tokenizer, nor a CPU as prefill or decode."""
+    from fabric.catalog import load_accelerators
+    folded = {name.lower(): acc for name, acc in load_accelerators().items()}
+    acc = folded.get(accelerator.lower())
+    if role == FRONTEND_ROLE and (acc is None or not acc.is_cpu):
+        cpus = sorted(a.name for a in folded.values() if a.is_cpu)
+        raise sec.fail("accelerator", f"got {accelerator!r} for role {FRONTEND_ROLE}; a front end is a CPU server of "
+                                      f"the catalog (kind cpu): {', '.join(cpus)}")
+    if acc is not None and acc.is_cpu and role != FRONTEND_ROLE:
+        raise sec.fail("role", f"got {role!r}; {acc.name} is a CPU server (catalog kind cpu), which runs no model: "
+                               f"give it role {FRONTEND_ROLE}")
 
 
 def _group_nics(sec: Section, accelerator: str, host_rate_bps: int | None) -> tuple[int, int, str]:

@@ -42,6 +42,8 @@ MODELS_FILE = CATALOG_DIR / "models.yaml"
 ACCELERATORS_FILE = CATALOG_DIR / "accelerators.yaml"
 PRICE_TIERS = ("hyperscaler", "neocloud", "rental")
 ATTENTION_KINDS = ("gqa", "mla")
+# What one host of a design is: an accelerator with its NICs, or a CPU front-end server.
+HOST_KINDS = ("accelerator", "cpu")
 # DeepEP quantizes dispatch payloads to FP8 with one FP32 scale per 128 values.
 FP8_SCALE_BLOCK = 128
 
@@ -122,8 +124,26 @@ class Accelerator:
     hbm_efficiency: float
     source: str
     assumptions: tuple[str, ...] = ()
+    # "accelerator", or "cpu": a front-end server (tokenize, detokenize) that serves no model. A
+    # CPU entry's price and power are the whole server's; its compute is its tokenizer rates.
+    kind: str = "accelerator"
+    cores: int = 0
+    tokenize_tokens_per_s: float = 0.0      # the whole server, every core busy
+    detokenize_tokens_per_s: float = 0.0
     # dict fields make the dataclass unhashable by default; hash on the name instead.
     __hash__ = object.__hash__
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.kind == "cpu"
+
+    def tokenize_s(self, tokens: float) -> float:
+        """One request's tokenization on one core (a request is not split over cores)."""
+        return tokens / (self.tokenize_tokens_per_s / self.cores)
+
+    def detokenize_s(self, tokens: float) -> float:
+        """Detokenizing ``tokens`` output tokens of one request on one core."""
+        return tokens / (self.detokenize_tokens_per_s / self.cores)
 
     def prefill_tokens_per_s(self, model: Model, mfu: float | None = None) -> float:
         """Prefill throughput of ONE accelerator on ``model`` (tokens/s), compute-bound.
@@ -221,9 +241,10 @@ def parse_model(name: str, data: dict, source_file: str = "<models>") -> Model:
 
 
 def parse_accelerator(name: str, data: dict, source_file: str = "<accelerators>") -> Accelerator:
-    """Validate one ``accelerators.yaml`` entry."""
+    """Validate one ``accelerators.yaml`` entry (an accelerator, or a ``kind: cpu`` front-end server)."""
     sec = Section(data, source_file, name, WorkloadError)
     source, assumptions = _provenance(sec)
+    kind = sec.choice("kind", HOST_KINDS, "accelerator")
     vendor = sec.text("vendor")
     nic_count = sec.integer("nic_count", minimum=1)
     try:
@@ -243,10 +264,22 @@ def parse_accelerator(name: str, data: dict, source_file: str = "<accelerators>"
     purchase = sec.raw("purchase_price_usd", None)
     if purchase is not None:
         purchase = float(_number(sec, "purchase_price_usd"))
+    power_w = float(_number(sec, "power_w"))
+    if kind == "cpu":
+        # A front-end server: no model compute, its tokenizer rates instead.
+        acc = Accelerator(
+            name=name, vendor=vendor, nic_count=nic_count, nic_rate_bps=nic_rate, price_per_hour_usd=tiers,
+            purchase_price_usd=purchase, power_w=power_w, bf16_tflops=0.0, hbm_bytes=0.0,
+            hbm_bandwidth_bytes_per_s=0.0, mfu=0.0, hbm_efficiency=0.0, source=source, assumptions=assumptions,
+            kind=kind, cores=sec.integer("cores", minimum=1),
+            tokenize_tokens_per_s=float(_number(sec, "tokenize_tokens_per_s")),
+            detokenize_tokens_per_s=float(_number(sec, "detokenize_tokens_per_s")))
+        sec.finish()
+        return acc
     acc = Accelerator(
         name=name, vendor=vendor, nic_count=nic_count, nic_rate_bps=nic_rate,
         price_per_hour_usd=tiers, purchase_price_usd=purchase,
-        power_w=float(_number(sec, "power_w")), bf16_tflops=float(_number(sec, "bf16_tflops")),
+        power_w=power_w, bf16_tflops=float(_number(sec, "bf16_tflops")),
         hbm_bytes=float(_number(sec, "hbm_bytes")),
         hbm_bandwidth_bytes_per_s=float(_number(sec, "hbm_bandwidth")),
         mfu=sec.number("mfu", 0.4, minimum=0.0, maximum=1.0, exclusive_minimum=True),

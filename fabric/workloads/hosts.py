@@ -79,11 +79,25 @@ class HostContext:
             raise self.fail(sel.key, f"selects hosts of several accelerator types ({', '.join(names)}); select one "
                                      f"host group per endpoint or set `accelerator:` to time them as one type")
         try:
-            return catalog.accelerator(names[0])
+            acc = catalog.accelerator(names[0])
         except WorkloadError:
             raise self.fail(sel.key, f"the design's host group uses accelerator {names[0]!r}, which the catalog does "
                                      f"not know; set `accelerator:` here; valid: "
                                      f"{', '.join(sorted(catalog.load_accelerators()))}") from None
+        if acc.is_cpu:
+            raise self.fail(sel.key, f"selects front-end CPU servers ({acc.name}: {', '.join(hosts)}), which run no "
+                                     f"model; select accelerator hosts (a role or group), or set `accelerator:`")
+        return acc
+
+    def frontend(self, sel: Selector, hosts: list[str]) -> Accelerator:
+        """The CPU server type of front-end ``hosts`` (tokenize, detokenize): one catalog entry of kind cpu."""
+        names = sorted({self.graph.nodes[h]["accelerator"] for h in hosts})
+        accs = [catalog.accelerator(n) if n.lower() in {k.lower() for k in catalog.load_accelerators()} else None
+                for n in names]
+        if len(names) > 1 or accs[0] is None or not accs[0].is_cpu:
+            raise self.fail(sel.key, f"selects hosts of {', '.join(names)}; tokenize and detokenize run on front-end "
+                                     f"CPU servers: select the design's frontend role or group (one CPU type)")
+        return accs[0]
 
     def select(self, sel: Selector, minimum: int = 1) -> list[str]:
         """Hosts matching ``sel``, in host-index order (or edge-interleaved when ``count`` is set)."""

@@ -240,18 +240,20 @@ def test_shipped_multi_vendor_design(repo_root):
     g = build_fabric(spec)
     facts = fabric_facts(g)
     assert len({grp.accelerator for grp in spec.host_groups}) >= 3
-    assert {grp.host_rate_bps for grp in spec.host_groups} == {800 * G, 400 * G, 600 * G}
-    assert facts["hosts"] == 16 and facts["emulable"] and spec.non_blocking
+    assert {grp.host_rate_bps for grp in spec.host_groups} == {800 * G, 400 * G, 600 * G, 100 * G}
+    assert facts["hosts"] == 20 and facts["emulable"] and spec.non_blocking
+    assert spec.accelerator_hosts == 16 and spec.frontend_hosts == 4
     assert facts["oversubscription"] <= 1.0
-    assert {n["speed"]: n["count"] for n in facts["bom"]["nics"]} == {"800G": 4, "400G": 8, "200G": 12}
+    assert {n["speed"]: n["count"] for n in facts["bom"]["nics"]} == {"800G": 4, "400G": 8, "200G": 12, "100G": 4}
     # Each group's share of the bill of materials: its NICs, and the optics of its host links.
     per_group = {grp["name"]: grp["bom"] for grp in facts["host_groups"]}
     assert per_group == {
         "prefill-b200": {"nics": 4, "optics": 8, "edge_ports": 4, "speed": "800G"},
         "decode-mi300x": {"nics": 8, "optics": 16, "edge_ports": 8, "speed": "400G"},
-        "decode-gaudi3": {"nics": 12, "optics": 24, "edge_ports": 12, "speed": "200G"}}
+        "decode-gaudi3": {"nics": 12, "optics": 24, "edge_ports": 12, "speed": "200G"},
+        "frontend": {"nics": 4, "optics": 8, "edge_ports": 4, "speed": "100G"}}
     optics = {o["speed"]: o["count"] for o in facts["bom"]["optics"]}
-    assert optics["200G"] == 24 and optics["400G"] == 16        # only host links run at these speeds
+    assert optics["200G"] == 24 and optics["400G"] == 16 and optics["100G"] == 8  # only host links run at these
     assert optics["800G"] == 8 + 2 * facts["links"]["fabric"]    # the B200s' host links + every fabric link
 
 
@@ -259,9 +261,10 @@ def test_topo_show_prints_the_mix_and_each_groups_nics(repo_root):
     result = CliRunner().invoke(app, ["topo", "show", str(repo_root / "topologies" / "multi-vendor.yaml")])
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "hosts            16: 4 at 800G, 4 at 600G (3 x 200G), 8 at 400G" in out
+    assert "hosts            20: 4 at 800G, 4 at 600G (3 x 200G), 8 at 400G, 4 at 100G" in out
     assert re.search(r"decode-gaudi3: 4 x Gaudi3 \(decode\), NIC 3 x 200G \(from the accelerator catalog\)", out)
     assert "prefill-b200: 4 x B200 (prefill), NIC 800G (from the group's nic_rate)" in out
     assert "decode-gaudi3" in out and "bill of materials: 12 x 200G NICs, 24 optics, 12 edge-switch ports" in out
     assert "   12 x 200G NICs" in out
-    assert "leaf             2 x 8 ports (4 x 400G, 4 x 800G); 1 x 16 ports (12 x 200G, 4 x 800G); " in out
+    assert ("leaf             2 x 8 ports (4 x 400G, 4 x 800G); 1 x 8 ports (4 x 100G, 4 x 800G); "
+            "1 x 16 ports (12 x 200G, 4 x 800G); ") in out

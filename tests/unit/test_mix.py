@@ -109,9 +109,12 @@ def test_a_group_no_entry_matches_keeps_its_accelerator_and_nics():
 def test_a_matched_group_drops_its_nics_and_takes_the_new_accelerators():
     """The B200 build's 800G NIC does not stick to the H100 that replaces it: catalog H100, 1 x 400G."""
     spec, mapping = mixed(MULTI, "h100-only=*:H100")
-    assert all(g.accelerator == "H100" for g in spec.host_groups)
-    assert {(g.nic_count, g.nic_rate_bps, g.nic_from) for g in spec.host_groups} == {(1, 400_000_000_000, "catalog")}
+    accelerators = [g for g in spec.host_groups if g.role != "frontend"]
+    assert all(g.accelerator == "H100" for g in accelerators)
+    assert {(g.nic_count, g.nic_rate_bps, g.nic_from) for g in accelerators} == {(1, 400_000_000_000, "catalog")}
     assert not any({"nic_rate", "nic_count"} & set(raw) for raw in mapping["host_groups"])
+    # `*` is every accelerator: the front-end CPU servers stay as they are
+    assert groups(spec)["frontend"].accelerator == "EPYC-9354-frontend"
     # Gaudi 3's three ports go with it: a group turned into Gaudi 3 gets 3 x 200G from the catalog.
     spec, _ = mixed(MULTI, "m=decode:Gaudi3")
     assert {(g.nic_count, g.nic_rate_bps) for g in spec.host_groups if g.role == "decode"} == {(3, 200_000_000_000)}
@@ -231,15 +234,17 @@ def test_plan_compare_plans_every_design_with_every_mix_at_one_k(fast_design):
     G = 1_000_000_000
     accel = {p.name: [g.accelerator for g in p.spec.host_groups] for p in plan.designs}
     rates = {p.name: sorted(set(p.spec.host_rates_bps)) for p in plan.designs}
-    assert accel["multi-vendor+h100-only"] == ["H100"] * 3 and rates["multi-vendor+h100-only"] == [400 * G]
-    assert accel["multi-vendor+b200-gaudi"] == ["B200", "Gaudi3", "Gaudi3"]
-    assert rates["multi-vendor+b200-gaudi"] == [600 * G, 800 * G]
+    # `*` changes every accelerator group; the front-end CPU servers keep theirs (and their 100G NICs).
+    assert accel["multi-vendor+h100-only"] == ["H100"] * 3 + ["EPYC-9354-frontend"]
+    assert rates["multi-vendor+h100-only"] == [100 * G, 400 * G]
+    assert accel["multi-vendor+b200-gaudi"] == ["B200", "Gaudi3", "Gaudi3", "EPYC-9354-frontend"]
+    assert rates["multi-vendor+b200-gaudi"] == [100 * G, 600 * G, 800 * G]
     assert accel["fast-ecmp+h100-only"] == ["H100", "H100"] and rates["fast-ecmp+h100-only"] == [400 * G]
     assert accel["fast-ecmp+b200-gaudi"] == ["B200", "Gaudi3"] and rates["fast-ecmp+b200-gaudi"] == [600 * G, 800 * G]
     # The graph is built from the mixed design: the hosts' links run at the mix's rates.
     from fabric.topology import hosts
     mv = plan.designs[1]
-    assert sorted({mv.graph.nodes[h]["nic_rate_bps"] for h in hosts(mv.graph)}) == [600 * G, 800 * G]
+    assert sorted({mv.graph.nodes[h]["nic_rate_bps"] for h in hosts(mv.graph)}) == [100 * G, 600 * G, 800 * G]
     assert plan.k == 1.0 and set(plan.scale["per_design"]) == {p.name for p in plan.designs}
 
 
@@ -383,6 +388,6 @@ def test_a_sweep_grid_over_a_groups_accelerator_resolves(tmp_path):
         spec = parse_fabric_spec(point.design, str(MULTI))
         prefill = groups(spec)["prefill-b200"]
         seen.append((prefill.accelerator, prefill.nic_rate_bps))
-        assert [g.accelerator for g in spec.host_groups[1:]] == ["MI300X", "Gaudi3"]
+        assert [g.accelerator for g in spec.host_groups[1:]] == ["MI300X", "Gaudi3", "EPYC-9354-frontend"]
     assert seen == [("B200", 800_000_000_000), ("H100", 800_000_000_000), ("MI300X", 800_000_000_000)]
     assert len({make_point(sweep, base_design, base_workload, v, None, "sim").hash for v in sweep.points}) == 3
