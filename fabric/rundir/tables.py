@@ -72,6 +72,9 @@ SCHEDULER_COLUMNS = {"t_ns": "int64", "tick_interval_ns": "int64", "ncp": "objec
 REQUEST_COLUMNS = {
     "request_id": "int64", "arrival_s": "float64", "prefill_start_s": "float64", "prefill_done_s": "float64",
     "prompt_tokens": "int64", "output_tokens": "int64",
+    # the front end (fabric.workloads.frontend; NaN and "" without one, absent in older runs)
+    "tokenize_start_s": "float64", "tokenize_done_s": "float64", "tokens_ready_s": "float64",
+    "first_token_s": "float64", "detokenize_s": "float64", "first_token_group": "string",
 }
 
 # Columns added after the first format: what a writer that does not know them means.

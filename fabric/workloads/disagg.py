@@ -17,6 +17,11 @@ holds the weights) and timed by that group's own accelerator. Hosts of a group t
 instance stay idle. With ``accelerator:`` every selected host is timed as that one type, as one
 pool. ``ctx.compute`` records each (stage, group) pool under ``pools``.
 
+Front end (optional ``tokenize:`` and ``detokenize:`` selectors on the design's front-end CPU
+servers, :mod:`fabric.workloads.frontend`): prefill waits for the request's token ids (``tokens``
+messages), and decode streams each step's output back (``stream`` messages); requests.parquet
+records each request's front-end timeline, which TTFT counts (docs/economics.md §6).
+
 Simplification, stated in the notes: the KV is sent when prefill completes, not streamed
 layer by layer as some serving stacks do (that would spread the same bytes over the prefill).
 """
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fabric.catalog import Accelerator
+from fabric.workloads.frontend import FrontEndTimeline, front_end
 from fabric.workloads.hosts import HostContext
 from fabric.workloads.profile import Disaggregated
 from fabric.workloads.rows import Rows, arrival_times, sample_lengths
@@ -78,6 +84,7 @@ def disaggregated(p: Disaggregated, ctx: HostContext, rng: np.random.Generator, 
                                      f"separate prefill and decode hosts")
     p_pools = _pools(p.prefill, prefill_hosts, model, ctx, notes, "prefill")
     d_pools = _pools(p.decode, decode_hosts, model, ctx, notes, "decode")
+    front = front_end(p.tokenize, p.detokenize, p.name, ctx, notes)
 
     arrivals = arrival_times(p.arrivals, p.start_s, p.stop_s, rng, p.trace)
     n = len(arrivals)
@@ -118,9 +125,15 @@ def disaggregated(p: Disaggregated, ctx: HostContext, rng: np.random.Generator, 
     sent = np.zeros(n, dtype=bool)
     prefill_start = np.zeros(n)
     prefill_done = np.zeros(n)
+    ready = np.asarray(arrivals, dtype=np.float64).copy()   # when prefill could start: arrival, or token ids in
+    timeline = FrontEndTimeline(n)
+    placed: list[tuple[int, int, float]] = []                # (request, decode instance, KV in) for the stream
     for i in range(n):
         inst = int(np.argmin(free_at))           # first instance to free up (lowest index on ties)
-        start = max(arrivals[i], free_at[inst])
+        if front.tokenize:
+            ready[i] = front.tokenize_request(i, arrivals[i], int(prompt[i]), prefill_instances[inst], ids[i],
+                                              timeline, rows, p.name)
+        start = max(ready[i], free_at[inst])
         done = start + prompt[i] / instance_rate[inst]
         free_at[inst] = done
         prefill_start[i], prefill_done[i] = start, done
@@ -142,9 +155,17 @@ def disaggregated(p: Disaggregated, ctx: HostContext, rng: np.random.Generator, 
             src = [source[s % tp_p] for s in range(shards)]
             dst = [sink[s % tp_d] for s in range(shards)]
         rows.add(np.full(shards, done), src, dst, shard_bytes, "kv", f"{p.name}/r{ids[i]}", ids[i], -1)
+        kv_in = done + max(shard_bytes * 8.0 / min(ctx.nic_bps(a), ctx.nic_bps(b)) for a, b in zip(src, dst))
+        placed.append((i, d, kv_in))
+    if front.detokenize:
+        front.stream(placed, decode_instances, instance_step, output, p.stop_s, timeline, rows, p.name)
     ctx.requests.append({"request_id": ids[sent], "arrival_s": np.asarray(arrivals, dtype=np.float64)[sent],
                          "prefill_start_s": prefill_start[sent], "prefill_done_s": prefill_done[sent],
-                         "prompt_tokens": np.asarray(prompt)[sent], "output_tokens": np.asarray(output)[sent]})
+                         "prompt_tokens": np.asarray(prompt)[sent], "output_tokens": np.asarray(output)[sent],
+                         **timeline.columns(sent)})
+    if front.tokenize or front.detokenize:
+        notes.append(front.summary(p.name))
+        ctx.compute[p.name]["frontend"] = front.facts()
     if dropped:
         notes.append(f"{p.name}: {dropped} of {n} requests finish prefill after the window and send no KV")
     return notes

@@ -63,6 +63,10 @@ class PatternType:
 
 
 _KV = MessageKind("kv", "kv", True, "a request's KV cache, prefill → decode, in shards")
+# The front end's hops: kilobytes, one or two packets by nature at any scale, so their resolution is
+# not a fidelity signal; their completion still enters TTFT (fabric.economics.derating).
+_TOKENS = MessageKind("tokens", None, False, "a prompt's token ids, front end → prefill")
+_STREAM = MessageKind("stream", None, False, "a decode step's output tokens, decode → front end")
 _DISPATCH = MessageKind("a2a_dispatch", "moe", True, "MoE token dispatch to the experts' ranks")
 _COMBINE = MessageKind("a2a_combine", "moe", True, "MoE expert outputs back to the tokens' ranks")
 _ALLREDUCE = MessageKind("allreduce", "tp", True, "tensor-parallel ring all-reduce chunks")
@@ -73,8 +77,8 @@ _BACKGROUND = MessageKind("background", None, False, "uniform background load")
 
 # Declared in the order reports show their classes.
 PATTERNS: dict[str, PatternType] = {p.name: p for p in (
-    PatternType("disaggregated", profile.parse_disaggregated, disagg.disaggregated, (_KV,),
-                ("prefill", "decode"), "arrivals",
+    PatternType("disaggregated", profile.parse_disaggregated, disagg.disaggregated, (_KV, _TOKENS, _STREAM),
+                ("prefill", "decode", "tokenize", "detokenize"), "arrivals",
                 "disaggregated serving: requests arrive, prefill hosts send each one's KV cache to a decode host"),
     PatternType("moe_decode", profile.parse_moe_decode, moe.moe_decode, (_DISPATCH, _COMBINE),
                 ("ranks",), "batch_per_rank", "MoE decode steps: all-to-all dispatch and combine per layer"),

@@ -161,6 +161,8 @@ class Disaggregated(Pattern):
     trace: Trace | None = None
     placement: str = "least-loaded"
     decode_batch: int = 64
+    tokenize: Selector | None = None          # front-end (CPU) hosts that tokenize prompts; None: not modelled
+    detokenize: Selector | None = None        # front-end hosts the output streams to
 
 
 @dataclass(frozen=True)
@@ -328,8 +330,11 @@ def parse_disaggregated(sec: Section, common: dict, refs) -> Disaggregated:
                      default={"dist": "fixed", "tokens": 256})
     placement = sec.choice("placement", PLACEMENTS, "least-loaded")
     batch = sec.integer("decode_batch", 64, minimum=1, maximum=65536)
+    tokenize = _selector(sec, "tokenize", refs) if sec.has("tokenize") else sec.raw("tokenize", None)
+    detokenize = _selector(sec, "detokenize", refs) if sec.has("detokenize") else sec.raw("detokenize", None)
     return Disaggregated(**common, prefill=prefill, decode=decode, arrivals=arrivals, prompt_tokens=prompt,
-                         output_tokens=output, trace=trace, placement=placement, decode_batch=batch)
+                         output_tokens=output, trace=trace, placement=placement, decode_batch=batch,
+                         tokenize=tokenize, detokenize=detokenize)
 
 
 def parse_moe_decode(sec: Section, common: dict, refs) -> MoEDecode:
