@@ -345,6 +345,29 @@ def accelerator_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, 
             **({"note": note} if note else {})}
 
 
+def frontend_hourly_usd(name: str, costs: CostFile, led: Ledger, pue: float, usd_per_kwh: float) -> dict:
+    """$/hour of one front-end CPU server (catalog kind cpu), always bottom-up from the catalog:
+    its purchase price and power are the whole server's, so no server share and no system-power
+    ratio go on top, and the cost file's accelerator.* overrides (which price the accelerators) do
+    not apply. Life, cost of capital and colocation are the accelerators' (servers alike)."""
+    cf = f"cost file {costs.source}"
+    acc = _catalog_accelerator(name)
+    cat = f"catalog accelerators.yaml {name}: {acc.source}"
+    if acc.purchase_price_usd is None:
+        raise CostError("catalog", f"{name}.purchase_price_usd", "is required to price a front-end server")
+    purchase = led.use(f"frontend.{name}.purchase_price_usd", acc.purchase_price_usd, "USD", cat)
+    power_w = led.use(f"frontend.{name}.power_w", acc.power_w, "W", cat + " (the whole server)")
+    life = led.pick("accelerator.life_years", (costs.accelerator_life_years, cf))
+    rate = led.pick("accelerator.cost_of_capital", (costs.accelerator_cost_of_capital, cf))
+    colo = led.pick("facility.colocation_usd_per_kw_month", (costs.colocation_usd_per_kw_month, cf))
+    capex_h = hourly_capex_usd(purchase, life, rate)
+    power_h = power_usd_per_hour(power_w, pue, usd_per_kwh)
+    colo_h = colocation_usd_per_hour(power_w, colo)
+    return {"name": name, "pricing": "bottom_up", "purchase_price_usd": purchase, "power_w": power_w,
+            "capex_usd_per_hour": capex_h, "power_usd_per_hour": power_h, "colocation_usd_per_hour": colo_h,
+            "usd_per_hour": capex_h + power_h + colo_h}
+
+
 def accelerator_power_w(name: str, costs: CostFile, led: Ledger) -> float | None:
     """All-in watts of one accelerator: board power × ``accelerator.system_power_ratio``.
 

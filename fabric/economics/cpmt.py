@@ -11,6 +11,7 @@ from fabric.economics.costs import (
     Ledger,
     accelerator_hourly_usd,
     accelerator_power_w,
+    frontend_hourly_usd,
     load_costs,
     network_hourly_usd,
 )
@@ -23,6 +24,7 @@ from fabric.economics.formulas import (
     max_network_premium,
 )
 from fabric.errors import CostError, FabricError
+from fabric.specs import FRONTEND_ROLE
 
 # --------------------------------------------------------------------------------------------
 # CPMT for one run
@@ -57,13 +59,17 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     if costs.accelerator_count is not None:
         count, count_src = float(costs.accelerator_count), cf + " accelerator.count"
     elif costs.network_fabric:
-        count = float(load_fabric_spec(costs.network_fabric).hosts)
+        count = float(load_fabric_spec(costs.network_fabric).accelerator_hosts)
         count_src = f"{cf} network.fabric: the hosts of {costs.network_fabric}"
     else:
-        count, count_src = float(spec.hosts), f"run.json fabric design: one accelerator per host ({spec.name})"
+        count = float(spec.accelerator_hosts)
+        count_src = (f"run.json fabric design: one accelerator per host ({spec.name}"
+                     + (f"; its {spec.frontend_hosts} front-end CPU servers are not accelerators)"
+                        if spec.frontend_hosts else ")"))
     n_acc = led.use("accelerators", count, "", count_src)
-    scale = led.use("network.scale", count / spec.hosts, "",
-                    f"the design's own network ({spec.name}, {spec.hosts} hosts) per accelerator, times "
+    scale = led.use("network.scale", count / spec.accelerator_hosts, "",
+                    f"the design's own network ({spec.name}, {spec.accelerator_hosts} accelerator hosts) per "
+                    f"accelerator, times "
                     f"{count:g} accelerators: every port priced as in the design (switches by the port); a fabric "
                     f"much larger than the design may need another tier, which this does not price")
     bom = scale_bom(bill_of_materials(build_fabric(spec)), scale)
@@ -75,7 +81,8 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
         costed = stages.costed_counts(count, der["pools"]["model"], der["pools"]["prefill_share"])
         groups = [(f"{pool.stage}:{pool.group}", n, pool.accelerator) for pool, n in costed]
     else:
-        groups = [(g.name, g.count * scale, costs.accelerator_name or g.accelerator) for g in spec.host_groups]
+        groups = [(g.name, g.count * scale, costs.accelerator_name or g.accelerator) for g in spec.host_groups
+                  if g.role != FRONTEND_ROLE]
     design_src = "run.json fabric design"
     acc_costs = {}
     acc_total = 0.0
@@ -89,11 +96,17 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
                 raise CostError(costs.source or design_src, "accelerator.name", str(exc)) from None
         acc_total += count * acc_costs[acc_name]["usd_per_hour"]
     net = network_hourly_usd(bom, costs, led, pue, kwh)
-    cost_per_hour = acc_total + net["usd_per_hour"]
+    # Front-end CPU servers: priced as the design builds them, scaled with its accelerators like
+    # its network (a front end serves far more than one design's worth of load; docs/economics.md §6).
+    front_groups = [(g.name, g.count * scale, g.accelerator) for g in spec.host_groups if g.role == FRONTEND_ROLE]
+    front_costs = {a: frontend_hourly_usd(a, costs, led, pue, kwh) for a in {a for _, _, a in front_groups}}
+    front_total = sum(n * front_costs[a]["usd_per_hour"] for _, n, a in front_groups)
+    cost_per_hour = acc_total + front_total + net["usd_per_hour"]
     acc_power = {}
     for _, _, acc_name in groups:
         if acc_name not in acc_power:
             acc_power[acc_name] = accelerator_power_w(acc_name, costs, led)
+    acc_power |= {a: c["power_w"] for a, c in front_costs.items()}
     share = net["usd_per_hour"] / cost_per_hour if cost_per_hour > 0 else 0.0
 
     total_rate = led.items["serving.total_tokens_per_s_per_accelerator"]["value"]
@@ -104,7 +117,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     ideal_cpmt_total = cpmt_usd_per_mtok(cost_per_hour, ideal_total)
     ideal_cpmt_output = cpmt_usd_per_mtok(cost_per_hour, ideal_output)
     example_p = 0.30
-    energy = energy_figures(groups, acc_power, net["power_w"], pue, served_total, led)
+    energy = energy_figures(groups + front_groups, acc_power, net["power_w"], pue, served_total, led)
     pools = pool_table(stages, der, costed, acc_costs) if stages is not None else None
     return {
         "run_dir": str(run_dir),
@@ -129,6 +142,10 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
             "accelerators": n_acc,
             "accelerators_usd_per_hour": acc_total,
             "accelerator_pricing": acc_costs,
+            "frontend_servers": sum(n for _, n, _ in front_groups),
+            "frontend_usd_per_hour": front_total,
+            "frontend_pricing": front_costs,
+            "frontend_busy_share": der["stages"].frontend_busy_share() if der["stages"] is not None else None,
             "network_usd_per_hour": net["usd_per_hour"],
             "network_capex_usd": net["capex_usd"],
             "network_capex_usd_per_hour": net["capex_usd_per_hour"],

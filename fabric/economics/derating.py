@@ -208,10 +208,11 @@ def _per_request(value, index: pd.Index) -> pd.Series:
     return pd.Series(float(value), index=index)
 
 
-def kv_ttft(frame: pd.DataFrame, prefill_compute_s, first_decode_step_s: float, queue_s=0.0):
+def kv_ttft(frame: pd.DataFrame, prefill_compute_s, first_decode_step_s: float, queue_s=0.0, front=None):
     """Per request: (KV groups, TTFT on the ideal fabric, TTFT measured), or None without KV.
 
-    TTFT = queueing before prefill + prefill compute + KV group completion + first decode step;
+    TTFT = queueing before prefill + prefill compute + KV group completion + first decode step,
+    plus, with a front end (``front``, :func:`front_end_ttft`), its CPU time and its two hops;
     ``prefill_compute_s`` and ``queue_s`` are numbers or Series indexed by request key.
     """
     kv = frame[frame["kind"].isin(KV_KINDS)]
@@ -219,16 +220,54 @@ def kv_ttft(frame: pd.DataFrame, prefill_compute_s, first_decode_step_s: float, 
         return None
     groups = group_completions(kv.assign(_req=request_keys(kv)), "_req")
     before = _per_request(queue_s, groups.index) + _per_request(prefill_compute_s, groups.index)
-    return groups, before + groups["ideal_s"] + first_decode_step_s, before + groups["measured_s"] + first_decode_step_s
+    ideal = before + groups["ideal_s"] + first_decode_step_s
+    measured = before + groups["measured_s"] + first_decode_step_s
+    if front is not None:
+        ideal = ideal + _per_request(front["ideal_s"], groups.index)
+        measured = measured + _per_request(front["measured_s"], groups.index)
+    return groups, ideal, measured
+
+
+def front_end_ttft(frame: pd.DataFrame, timeline: pd.DataFrame) -> dict | None:
+    """What a front end adds to each request's TTFT, or None when the run has none.
+
+    Per request key: the CPU time (wait for a core + tokenize, and the first token's detokenize),
+    the token-id hop (its ``tokens`` messages' completion) and the stream hop (completion of the
+    ``stream`` message that carried its first token), ideal and measured. ``ideal_s`` and
+    ``measured_s`` are their sums. A hop whose message is not in the run (sent before a
+    ``--window``, or a first token after the run's end) counts 0 on both fabrics.
+    """
+    index = timeline.index
+    nan = pd.Series(np.nan, index=index)
+    tok_done = timeline.get("tokenize_done_s", nan)
+    first = timeline.get("first_token_group", pd.Series("", index=index)).fillna("").astype(str)
+    if tok_done.isna().all() and (first == "").all():
+        return None
+    cpu = (tok_done - timeline["arrival_s"]).fillna(0.0) + timeline.get("detokenize_s", nan).fillna(0.0)
+    # Each hop per request (NaN: its message is not in the run, e.g. sent before a --window).
+    hops = {}
+    tokens = frame[frame["kind"] == "tokens"]
+    if not tokens.empty:
+        g = group_completions(tokens.assign(_req=request_keys(tokens)), "_req")
+        hops["tokens"] = (g["ideal_s"].reindex(index), g["measured_s"].reindex(index))
+    stream = frame[frame["kind"] == "stream"]
+    if not stream.empty:
+        g = group_completions(stream, "group")
+        hops["stream"] = (first.map(g["ideal_s"]), first.map(g["measured_s"]))
+    ideal, measured = cpu.copy(), cpu.copy()
+    for hop_ideal, hop_measured in hops.values():
+        ideal, measured = ideal + hop_ideal.fillna(0.0), measured + hop_measured.fillna(0.0)
+    return {"ideal_s": ideal, "measured_s": measured, "cpu_s": cpu, "hops": hops}
 
 
 def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_decode_step_s: float,
-           queue_s=0.0) -> dict | None:
+           queue_s=0.0, front=None) -> dict | None:
     """η_KV: share of requests meeting the TTFT SLO, measured ÷ ideal (DistServe goodput).
 
-    ``prefill_compute_s`` and ``queue_s`` are numbers or Series indexed by request key.
+    ``prefill_compute_s`` and ``queue_s`` are numbers or Series indexed by request key; ``front``
+    is :func:`front_end_ttft` (None: no front end).
     """
-    found = kv_ttft(frame, prefill_compute_s, first_decode_step_s, queue_s)
+    found = kv_ttft(frame, prefill_compute_s, first_decode_step_s, queue_s, front)
     if found is None:
         return None
     groups, ttft_ideal, ttft_meas = found
@@ -250,10 +289,38 @@ def eta_kv(frame: pd.DataFrame, ttft_slo_s: float, prefill_compute_s, first_deco
         "kv_completion_measured_p50_s": nearest_rank(groups["measured_s"], 50),
         "kv_completion_measured_p99_s": nearest_rank(groups["measured_s"], 99),
         "ttft_ideal_p99_s": nearest_rank(ttft_ideal, 99), "ttft_measured_p99_s": nearest_rank(ttft_meas, 99),
+        "frontend": _front_end_figures(front, groups, queue, prefill, first_decode_step_s, ttft_meas),
         "note": (None if eta is not None else
                  "no request meets the TTFT SLO even on the ideal fabric: the SLO is out of reach for this "
                  "workload's compute, so the network is not what limits it (η_KV left out)"),
     }
+
+
+def _front_end_figures(front, groups: pd.DataFrame, queue: pd.Series, prefill: pd.Series,
+                       first_decode_step_s: float, ttft_measured: pd.Series) -> dict | None:
+    """The front end's part of TTFT: its CPU time, each hop ideal and measured, and each part's
+    share of the mean measured TTFT (the parts add up to 1)."""
+    if front is None:
+        return None
+    index = groups.index
+    cpu = front["cpu_s"].reindex(index).fillna(0.0)
+    hop_measured = {name: h[1].reindex(index).fillna(0.0) for name, h in front["hops"].items()}
+    parts = {"front-end CPU (tokenize, detokenize)": cpu, "token ids hop": hop_measured.get("tokens"),
+             "queue before prefill": queue, "prefill": prefill, "KV transfer": groups["measured_s"],
+             "first decode step": pd.Series(first_decode_step_s, index=index),
+             "first token stream hop": hop_measured.get("stream")}
+    total = float(ttft_measured.mean())
+    out = {"cpu_mean_s": float(cpu.mean()),
+           "ttft_share": {name: (float(v.mean()) / total if total > 0 else 0.0)
+                          for name, v in parts.items() if v is not None}}
+    for name, (ideal, measured) in front["hops"].items():
+        seen = measured.reindex(index).notna()
+        ideal, measured = ideal.reindex(index)[seen], measured.reindex(index)[seen]
+        out[f"{name}_hop_requests"] = int(seen.sum())   # the rest had their hop outside the run
+        out[f"{name}_hop_ideal_p50_s"] = nearest_rank(ideal, 50) if len(ideal) else None
+        out[f"{name}_hop_measured_p50_s"] = nearest_rank(measured, 50) if len(measured) else None
+        out[f"{name}_hop_measured_p99_s"] = nearest_rank(measured, 99) if len(measured) else None
+    return out
 
 
 def step_comm(frame: pd.DataFrame, kinds: tuple[str, ...]) -> pd.DataFrame | None:
@@ -480,6 +547,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     # Prefill compute per request: stated, or the catalog's compute-bound rate on the KV's prompt.
     kv_rows = frame[frame["kind"].isin(KV_KINDS)]
     queue = 0.0
+    front = None
     if not kv_rows.empty:
         stated_p = costs.prefill_compute_s if costs.prefill_compute_s is not None else \
             _first(workload, "prefill_compute_s")
@@ -520,16 +588,27 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                                   "unknown (no catalog model in run.json workload.model and none stated): TTFT "
                                   "counts the KV transfer and the first decode step only")
                 warnings.append("prefill compute unknown: TTFT counts only the KV transfer and first decode step")
+        front = front_end_ttft(frame, timeline) if timeline is not None else None
         if timeline is not None:
-            queue = timeline["prefill_start_s"] - timeline["arrival_s"]
+            # With a front end, the wait starts when the token ids could have arrived (tokenizing
+            # and the hop are the front end's own parts of TTFT).
+            ready = timeline["arrival_s"]
+            if front is not None and "tokens_ready_s" in timeline:
+                ready = timeline["tokens_ready_s"].fillna(ready)
+            queue = timeline["prefill_start_s"] - ready
             led.use("serving.queue_before_prefill_s", float(queue.mean()), "s (mean)",
                     f"requests.parquet: wait for a free prefill instance (p99 {nearest_rank(queue, 99):.3g} s); "
                     f"the same on the ideal and the measured fabric")
+        if front is not None:
+            led.use("serving.frontend_cpu_s", float(front["cpu_s"].mean()), "s (mean)",
+                    "requests.parquet: wait for a front-end core + tokenize + the first token's detokenize, at the "
+                    "catalog's CPU rates (run.json workload pattern compute.frontend); its two hops (token ids, "
+                    "first-token stream) are measured messages")
         else:
             led.use("serving.queue_before_prefill_s", 0.0, "s",
                     "no requests.parquet in the run directory (a run recorded before it was kept, or a schedule "
                     "without request arrivals): TTFT leaves out queueing before prefill")
-        patterns["kv"] = eta_kv(frame, ttft_slo, prefill, first_decode, queue)
+        patterns["kv"] = eta_kv(frame, ttft_slo, prefill, first_decode, queue, front)
         if patterns["kv"] and patterns["kv"]["note"]:
             warnings.append(patterns["kv"]["note"])
 
@@ -597,7 +676,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
                             f"output_tokens_per_s_per_accelerator in a cost file for this model")
         output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
     w_out = output_rate / total_rate
-    ttft = kv_ttft(frame, prefill, first_decode, queue) if patterns["kv"] is not None else None
+    ttft = kv_ttft(frame, prefill, first_decode, queue, front) if patterns["kv"] is not None else None
     intervals = bootstrap_eta(ttft, ttft_slo, decode_parts, decode_compute, overlap, prefill_share, pool_model,
                               prefill_parts=prefill_parts, prefill_compute_s=chunk_compute,
                               capacity_ratio=capacity_ratio)

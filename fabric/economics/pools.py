@@ -23,7 +23,7 @@ Everything here is arithmetic on those records; nothing reads a file.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 STAGES = ("prefill", "decode")
 # A stage of the design idling more than this share of its capacity marks the design mis-sized
@@ -61,6 +61,18 @@ class StageModel:
     output_tokens_mean: float
     request_rate_per_s: float        # the target rate sizing is reported for (the profile's offered rate)
     pattern: str                     # the workload pattern that recorded the pools
+    # The front end's CPU servers, all hosts together: {"tokenize": tokens/s, "detokenize": tokens/s}.
+    frontend_tokens_per_s: dict = field(default_factory=dict)
+
+    def frontend_busy_share(self) -> float | None:
+        """Share of the front end's cores busy at the target rate (tokenizing P, detokenizing O per
+        request; None without a front end). Far below 1 means the design built more front end than
+        its accelerators need: its servers are priced as built (docs/economics.md §6)."""
+        if not self.frontend_tokens_per_s:
+            return None
+        per_token = {"tokenize": self.prompt_tokens_mean, "detokenize": self.output_tokens_mean}
+        return sum(self.request_rate_per_s * per_token[stage] / rate
+                   for stage, rate in self.frontend_tokens_per_s.items() if rate > 0)
 
     def stage_pools(self, stage: str) -> list[Pool]:
         return [p for p in self.pools if p.stage == stage]
@@ -173,6 +185,8 @@ def stage_model(run: dict, requests) -> StageModel | None:
         if pattern.get("type") != "disaggregated" or not isinstance(facts, dict) or not facts.get("pools"):
             continue
         pools = tuple(Pool.from_record(r) for r in facts["pools"])
+        front = {stage: float(f["tokens_per_s_per_host"]) * int(f["hosts"])
+                 for stage, f in (facts.get("frontend") or {}).items() if stage in ("tokenize", "detokenize")}
         if not all(any(p.stage == s and p.hosts > 0 and p.tokens_per_s_per_accelerator > 0 for p in pools)
                    for s in STAGES):
             return None
@@ -181,12 +195,13 @@ def stage_model(run: dict, requests) -> StageModel | None:
             # and accelerators did with it (a slow prefill pool sends fewer KV caches in the window).
             return StageModel(pools=pools, prompt_tokens_mean=float(facts["prompt_tokens_mean"]),
                               output_tokens_mean=float(facts["output_tokens_mean"]),
-                              request_rate_per_s=float(facts["offered_requests_per_s"]), pattern=str(pattern.get("name")))
+                              request_rate_per_s=float(facts["offered_requests_per_s"]), pattern=str(pattern.get("name")),
+                              frontend_tokens_per_s=front)
         if requests is None or len(requests) == 0:
             return None
         duration = float(workload.get("duration_s") or 0.0)
         rate = len(requests) / duration if duration > 0 else 0.0
         return StageModel(pools=pools, prompt_tokens_mean=float(requests["prompt_tokens"].mean()),
                           output_tokens_mean=float(requests["output_tokens"].mean()),
-                          request_rate_per_s=rate, pattern=str(pattern.get("name")))
+                          request_rate_per_s=rate, pattern=str(pattern.get("name")), frontend_tokens_per_s=front)
     return None

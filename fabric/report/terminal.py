@@ -97,8 +97,35 @@ def cpmt_summary(r: dict) -> str:
         f"{fmt.percent((r['break_even']['example_eta_ratio_needed'] - 1), 1)} more tokens (η_B/η_A > 1 + f·p)",
     ]
     lines += stage_pool_lines(r.get("stage_pools"))
+    lines += front_end_lines(r)
     lines += [f"  warning: {w}" for w in r["warnings"]]
     return "\n".join(lines)
+
+
+def front_end_lines(r: dict, indent: str = "  ") -> list[str]:
+    """The front-end CPU servers' cost and their share of TTFT (docs/economics.md §6); none without a front end."""
+    c = r["cost"]
+    out = []
+    if c.get("frontend_servers"):
+        each = ", ".join(f"{name} {fmt.usd(p['usd_per_hour'], 4)}/h" for name, p in c["frontend_pricing"].items())
+        share = c["frontend_usd_per_hour"] / r["cost_per_hour_usd"] if r["cost_per_hour_usd"] else 0.0
+        busy = c.get("frontend_busy_share")
+        out.append(f"{indent}front end   {c['frontend_servers']:g} CPU servers ({each} each) = "
+                   f"{fmt.usd(c['frontend_usd_per_hour'])}/h, {fmt.percent(share, 1)} of cost"
+                   + (f"; cores {_busy(busy)} busy at the target rate (priced as built)" if busy is not None else ""))
+    fe = ((r.get("patterns") or {}).get("kv") or {}).get("frontend")
+    if fe:
+        ttft = fe["ttft_share"]
+        hops = []
+        for name, label in (("tokens", "token ids"), ("stream", "first-token stream")):
+            if fe.get(f"{name}_hop_measured_p99_s") is not None:
+                hops.append(f"{label} hop p99 {fe[f'{name}_hop_measured_p99_s'] * 1e6:,.1f} µs "
+                            f"(ideal p50 {fe[f'{name}_hop_ideal_p50_s'] * 1e6:,.1f} µs)")
+        out.append(f"{indent}TTFT parts  " + ", ".join(f"{name} {fmt.percent(v, 1)}" for name, v in ttft.items()
+                                                      if v >= 0.0005 or "hop" in name or "CPU" in name))
+        if hops:
+            out.append(f"{indent}            " + "; ".join(hops))
+    return out
 
 
 def stage_pool_lines(sp: dict | None, indent: str = "  ") -> list[str]:
@@ -116,6 +143,10 @@ def stage_pool_lines(sp: dict | None, indent: str = "  ") -> list[str]:
                    f"needs {row['accelerators_at_target']:.2f} ({row['instances_at_target']} × {row['instance_hosts']})")
     out.append(f"{indent}pool fit    {sp['fit']['statement']}")
     return out
+
+
+def _busy(share: float) -> str:
+    return fmt.percent(share, 1) if share >= 0.001 else f"{share * 100:.2g}%"
 
 
 def _energy_line(en: dict | None) -> str:
@@ -150,7 +181,9 @@ def cpmt_explain(r: dict) -> str:
                    f"({kv['recovered_messages']} recovered), TTFT SLO {kv['ttft_slo_s']:.3f} s")
         out.append(f"    TTFT = queueing before prefill {fmt.fixed(kv.get('queue_before_prefill_mean_s', 0.0), 4)} s "
                    f"(mean) + prefill {fmt.fixed(kv['prefill_compute_s_mean'], 4)} s (mean) + KV group completion + "
-                   f"first decode step {fmt.fixed(kv['first_decode_step_s'], 4)} s")
+                   f"first decode step {fmt.fixed(kv['first_decode_step_s'], 4)} s"
+                   + (f" + front end: wait for a core and tokenize, token ids hop, first-token stream hop, detokenize "
+                      f"(CPU {fmt.fixed(kv['frontend']['cpu_mean_s'], 4)} s mean)" if kv.get("frontend") else ""))
         out.append(f"    KV completion p50/p99: ideal {_ms(kv['kv_completion_ideal_p50_s'])} / "
                    f"{_ms(kv['kv_completion_ideal_p99_s'])}, measured {_ms(kv['kv_completion_measured_p50_s'])} / "
                    f"{_ms(kv['kv_completion_measured_p99_s'])}")
@@ -213,6 +246,12 @@ def cpmt_explain(r: dict) -> str:
                f"{fmt.usd(a['power_usd_per_hour'], 4)}/h + colocation {fmt.usd(a['colocation_usd_per_hour'], 4)}/h")
         out.append(f"  {name}: {fmt.usd(a['usd_per_hour'], 4)}/h per accelerator ({how})")
     out.append(f"  accelerators: {c['accelerators']:g} → {fmt.usd(c['accelerators_usd_per_hour'], 2)}/h")
+    for name, a in (c.get("frontend_pricing") or {}).items():
+        out.append(f"  {name} (front-end CPU server): bottom-up {fmt.usd(a['purchase_price_usd'], 0)} amortized "
+                   f"{fmt.usd(a['capex_usd_per_hour'], 4)}/h + {a['power_w']:g} W {fmt.usd(a['power_usd_per_hour'], 4)}/h "
+                   f"+ colocation {fmt.usd(a['colocation_usd_per_hour'], 4)}/h = {fmt.usd(a['usd_per_hour'], 4)}/h")
+    if c.get("frontend_servers"):
+        out.append(f"  front end: {c['frontend_servers']:g} servers → {fmt.usd(c['frontend_usd_per_hour'], 2)}/h")
     for i in c["bom"]:
         what = f"{i['role']} switch r{i['radix']} {i['speed']}" if i["category"] == "switch" else f"{i['speed']} {i['category']}"
         out.append(f"    {i['count']:>6} × {what:<26} {i['priced_as']:<34} {fmt.usd(i['unit_price_usd'], 0):>11}  "
@@ -222,7 +261,8 @@ def cpmt_explain(r: dict) -> str:
                f"= {fmt.usd(c['network_capex_usd_per_hour'], 2)}/h")
     out.append(f"  network power {c['network_power_w'] / 1e3:,.2f} kW × PUE {val('facility.pue'):g} × "
                f"${val('facility.electricity_usd_per_kwh'):g}/kWh = {fmt.usd(c['network_power_usd_per_hour'], 2)}/h")
-    out.append(f"  C_hour = {fmt.usd(c['accelerators_usd_per_hour'], 2)} + {fmt.usd(c['network_usd_per_hour'], 2)} = "
+    front = f" + {fmt.usd(c['frontend_usd_per_hour'], 2)}" if c.get("frontend_servers") else ""
+    out.append(f"  C_hour = {fmt.usd(c['accelerators_usd_per_hour'], 2)}{front} + {fmt.usd(c['network_usd_per_hour'], 2)} = "
                f"{fmt.usd(r['cost_per_hour_usd'], 2)}/h; network share f = {fmt.fixed(r['network_share'], 4)}")
     t = r["tokens_per_s"]
     out.append("Step 5 — tokens and CPMT")
