@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fabric import __version__
-from fabric.emu.native import cache_dir
+from fabric.cache import cache_dir
 from fabric.errors import EmulationError
 
 SAFETY_MARGIN = 0.8

@@ -4,10 +4,9 @@ Python replaying packets one by one fell behind schedule at 20-30k packets/s, an
 spent 10-20 us of CPU per packet that the senders and the kernel's forwarding then lacked; both
 agents are small C programs so that no interpreter work sits in the per-packet path. This module:
 
-* builds them with the system C compiler into a cache directory (``$FABRIC_CACHE_DIR``, else
-  ``/var/cache/fabric`` for root, else ``~/.cache/fabric``), under names keyed by the sha256 of
-  their source so a changed source rebuilds; ``python -m fabric.emu.native`` builds both and prints
-  their paths (``make setup`` runs that);
+* builds them with the system C compiler into fabric's cache directory (:mod:`fabric.cache`), under
+  names keyed by the sha256 of their source so a changed source rebuilds; ``python -m
+  fabric.emu.native`` builds both and prints their paths (``make setup`` runs that);
 * writes the plan files they read and turns their output into the ``tx{i}.npz`` and ``rx.npz`` the
   runner reads.
 
@@ -45,15 +44,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from fabric.cache import cache_dir, compile_into_cache
 from fabric.emu.agents import MessagePlan
 from fabric.errors import EnvironmentNotReady
 from fabric.probe import HEADER_BYTES, MAGIC, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
@@ -71,14 +68,6 @@ MESSAGE_FIELDS = ("src", "dst", "t_start_ns", "packets", "payload", "last_payloa
 # The wire format the agents build packets with and pace by, from fabric/probe.py (its one declaration).
 WIRE_DEFINES = [f"-DPROBE_HEADER_BYTES={HEADER_BYTES}", f"-DWIRE_OVERHEAD_BYTES={WIRE_OVERHEAD_BYTES}"]
 COMPILE_FLAGS = ["-O2", "-Wall", *WIRE_DEFINES]
-
-
-def cache_dir() -> Path:
-    if os.environ.get("FABRIC_CACHE_DIR"):
-        return Path(os.environ["FABRIC_CACHE_DIR"])
-    if os.geteuid() == 0:
-        return Path("/var/cache/fabric")
-    return Path.home() / ".cache" / "fabric"
 
 
 def binary_path(program: str = "sender") -> Path:
@@ -100,21 +89,7 @@ def build(program: str) -> Path:
     cc = compiler()
     if cc is None:
         raise EnvironmentNotReady(f"no C compiler (cc) to build the packet {program}; run 'sudo make setup'")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Compile to a temporary name and rename: concurrent runs never see a half-written binary.
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run([cc, *COMPILE_FLAGS, "-o", tmp, str(SOURCES[program])], capture_output=True, text=True)
-        if proc.returncode != 0:
-            first = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip())
-            raise EnvironmentNotReady(f"compiling the packet {program} failed ({first}); run 'sudo make setup'")
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return compile_into_cache(target, [cc, *COMPILE_FLAGS, str(SOURCES[program])], f"the packet {program}")
 
 
 def sender_binary() -> Path:
