@@ -6,6 +6,7 @@ read either engine's runs unchanged.
 
 * :mod:`fabric.sim.model` — the plan: nodes, links, routes, messages as arrays (plain Python);
 * :mod:`fabric.sim.runner` — :class:`SimOptions`, :func:`estimate`, :func:`run` (the entry point);
-* :mod:`fabric.sim.child` — the process that imports ns-3 and runs the compiled model;
-* ``engine.h``, ``ddc.h`` — the per-packet model in C++, compiled at run time by cppyy.
+* :mod:`fabric.sim.child` — the process that loads the compiled model (and ns-3 with it) and runs it;
+* :mod:`fabric.sim.native` — the compiled model: built once into the cache, loaded with ctypes;
+* ``engine.h``, ``ddc.h`` — the per-packet model in C++; ``capi.cpp`` — its C functions.
 """

@@ -1,4 +1,5 @@
-// fabric packet simulator: the per-packet model, compiled at run time by cppyy (fabric/sim/child.py).
+// fabric packet simulator: the per-packet model, compiled once with capi.cpp into a cached library
+// (fabric/sim/native.py) that the simulation process loads (fabric/sim/child.py).
 //
 // Everything a packet does happens here, in C++; Python builds the inputs before the run and reads
 // the records after it. The model:

@@ -1,8 +1,8 @@
 """Simulator tests: no root needed; the ones that simulate need the ns3 wheel and skip without it.
 
 The simulations are run once per session, two at a time (each is one single-threaded ns-3
-process whose start-up — import and compiling the model — costs several seconds), and every test
-reads the run directories they left.
+process), and every test reads the run directories they left. The first of them builds the
+compiled model into the cache if it is not there yet (~10 s, once).
 """
 
 from __future__ import annotations

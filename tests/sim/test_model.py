@@ -115,6 +115,7 @@ def test_a_failed_simulator_leaves_no_run_directory(ecmp, tmp_path, monkeypatch)
     spec, g = ecmp
     monkeypatch.setattr(runner.sys, "executable", "/bin/false")  # the child exits 1 at once
     monkeypatch.setattr(runner, "ns3_wheel_version", lambda: "test")
+    monkeypatch.setattr(runner.native, "model_library", lambda: tmp_path / "never-loaded.so")
     out = tmp_path / "runs" / "failed"
     with pytest.raises(runner.SimulationError, match="exit code 1"):
         run(spec, g, S.flows_schedule(), out, SimOptions())
