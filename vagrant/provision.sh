@@ -10,8 +10,10 @@ set -euo pipefail
 repo=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 venv="$repo/.venv"
 # mininet brings mnexec; python3-venv/pip build the venv from the system Python that sees Mininet;
-# gcc + libc6-dev compile the packet sender (fabric/emu/sender.c).
-packages=(mininet iproute2 nftables ethtool iperf3 tcpdump python3 python3-venv python3-pip procps kmod gcc libc6-dev)
+# gcc + libc6-dev compile the traffic agents (fabric/emu/sender.c, receiver.c); g++ the packet
+# simulator's model (fabric/sim/capi.cpp) against the ns3 wheel.
+packages=(mininet iproute2 nftables ethtool iperf3 tcpdump python3 python3-venv python3-pip procps kmod gcc libc6-dev
+          g++)
 # Headless Chromium renders the HTML report in tests (screenshot check). Debian ships it as a
 # real package; Ubuntu only as a snap wrapper, so there the screenshot test skips instead.
 if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then
@@ -57,4 +59,7 @@ fi
 # Build the compiled traffic agents now (cached by source hash; a no-op when already built).
 agents=$("$venv/bin/python" -m fabric.emu.native)  # a bare assignment: set -e stops on a failed build
 echo "provision: traffic agents at" $agents
+# And the packet simulator's model (~10 s the first time; cached by source and ns3 wheel).
+model=$("$venv/bin/python" -m fabric.sim.native)
+echo "provision: simulator model at $model"
 echo "provision: ready — try: sudo $venv/bin/fabric doctor"
