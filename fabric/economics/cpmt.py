@@ -51,7 +51,24 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     cf = f"cost file {costs.source}"
     run = read_run_json(run_dir)
     spec = rundir.fabric_spec(run, f"{run_dir}/run.json")
-    der = derating(run_dir, costs, led, run, spec, cache)
+    pue = led.pick("facility.pue", (costs.pue, cf))
+    kwh = led.pick("facility.electricity_usd_per_kwh", (costs.electricity_usd_per_kwh, cf))
+    acc_costs: dict[str, dict] = {}
+
+    def priced(acc_name: str) -> dict:
+        """One accelerator's hourly pricing, computed once (derating weights the stages by it)."""
+        if acc_name not in acc_costs:
+            try:
+                acc_costs[acc_name] = accelerator_hourly_usd(acc_name, costs, led, pue, kwh)
+            except FabricError as exc:
+                if isinstance(exc, CostError):
+                    raise
+                raise CostError(costs.source or "run.json fabric design", "accelerator.name", str(exc)) from None
+        return acc_costs[acc_name]
+
+    # A cost file's accelerator.name replaces every accelerator: then the stages are not priced apart.
+    stage_prices = (lambda name: priced(name)["usd_per_hour"]) if costs.accelerator_name is None else None
+    der = derating(run_dir, costs, led, run, spec, cache, stage_prices)
 
     # Accelerators and network at the size to cost: the design's own, or the count the cost file
     # asks for (accelerator.count, or the hosts of network.fabric). Each design keeps its own
@@ -73,8 +90,6 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
                     f"{count:g} accelerators: every port priced as in the design (switches by the port); a fabric "
                     f"much larger than the design may need another tier, which this does not price")
     bom = scale_bom(bill_of_materials(build_fabric(spec)), scale)
-    pue = led.pick("facility.pue", (costs.pue, cf))
-    kwh = led.pick("facility.electricity_usd_per_kwh", (costs.electricity_usd_per_kwh, cf))
     stages = der["stages"] if costs.accelerator_name is None else None
     if stages is not None:
         # Each stage's pool priced at its own accelerator, sized to the load (or as the design built them).
@@ -83,18 +98,7 @@ def cpmt_for_run(run_dir: str | Path, costs: str | Path | CostFile | None = None
     else:
         groups = [(g.name, g.count * scale, costs.accelerator_name or g.accelerator) for g in spec.host_groups
                   if g.role != FRONTEND_ROLE]
-    design_src = "run.json fabric design"
-    acc_costs = {}
-    acc_total = 0.0
-    for name, count, acc_name in groups:
-        if acc_name not in acc_costs:
-            try:
-                acc_costs[acc_name] = accelerator_hourly_usd(acc_name, costs, led, pue, kwh)
-            except FabricError as exc:
-                if isinstance(exc, CostError):
-                    raise
-                raise CostError(costs.source or design_src, "accelerator.name", str(exc)) from None
-        acc_total += count * acc_costs[acc_name]["usd_per_hour"]
+    acc_total = sum(count * priced(acc_name)["usd_per_hour"] for _, count, acc_name in groups)
     net = network_hourly_usd(bom, costs, led, pue, kwh)
     # Front-end CPU servers: priced as the design builds them, scaled with its accelerators like
     # its network (a front end serves far more than one design's worth of load; docs/economics.md §6).

@@ -461,8 +461,12 @@ def _model_or_none(name):
 
 
 def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = None,
-             run: dict | None = None, spec=None, cache: dict | None = None) -> dict:
-    """η per pattern and combined for one run directory (docs/economics.md §2)."""
+             run: dict | None = None, spec=None, cache: dict | None = None, price_usd_per_hour=None) -> dict:
+    """η per pattern and combined for one run directory (docs/economics.md §2).
+
+    ``price_usd_per_hour(accelerator name)``, when given, weights the stages' η by what their
+    accelerators cost in a rebalanced cluster (docs/economics.md §6); without it, by their count.
+    """
     from fabric.rundir import read_run_json
     run_dir = Path(run_dir)
     costs = costs or CostFile()
@@ -640,7 +644,16 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
     else:
         share, share_source = prefill_pool_share(spec)
     prefill_share = led.pick("serving.prefill_pool_share", (costs.prefill_pool_share, cf), (share, share_source))
-    combined = goodput * combined_eta(eta_prefill, eta_dec, prefill_share, pool_model, capacity_ratio)
+    # A rebalanced cluster buys 1/η_s more of stage s's accelerators: what that costs weights the
+    # stages, so a derated stage of dear accelerators costs more than one of cheap ones.
+    eta_weight = prefill_share
+    if stages is not None and pool_model == "rebalanced" and price_usd_per_hour is not None:
+        price = {s: stages.stage_price_usd_per_hour(s, price_usd_per_hour) for s in ("prefill", "decode")}
+        eta_weight = led.use("serving.prefill_cost_share", stages.prefill_cost_share(prefill_share, price_usd_per_hour),
+                             "", f"prefill's share of the pools' cost: accelerator share {prefill_share:.4f} at "
+                             f"${price['prefill']:.4f}/h, decode at ${price['decode']:.4f}/h per accelerator "
+                             f"(docs/economics.md §6)")
+    combined = goodput * combined_eta(eta_prefill, eta_dec, eta_weight, pool_model, capacity_ratio)
     measured = {k: v for k, v in etas.items() if v is not None}
 
     # The pattern that "sets" η is the one costing the most served tokens: how much η would rise
@@ -651,7 +664,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
         return (1.0 if kind == "kv" else goodput) * combined_eta(
             1.0 if kind == "tp_prefill" else eta_prefill,
             eta_dec if kind in ("kv", "tp_prefill") else eta_decode(decode_compute, overlap, parts),
-            prefill_share, pool_model, capacity_ratio)
+            eta_weight, pool_model, capacity_ratio)
     loss = {k: without(k) - combined for k in measured}
     set_by = max(loss, key=lambda k: (loss[k], k)) if loss and max(loss.values()) > 1e-12 else None
     if not measured:
@@ -677,7 +690,7 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
         output_rate = led.pick("serving.output_tokens_per_s_per_accelerator", (costs.output_tokens_per_s, cf))
     w_out = output_rate / total_rate
     ttft = kv_ttft(frame, prefill, first_decode, queue, front) if patterns["kv"] is not None else None
-    intervals = bootstrap_eta(ttft, ttft_slo, decode_parts, decode_compute, overlap, prefill_share, pool_model,
+    intervals = bootstrap_eta(ttft, ttft_slo, decode_parts, decode_compute, overlap, eta_weight, pool_model,
                               prefill_parts=prefill_parts, prefill_compute_s=chunk_compute,
                               capacity_ratio=capacity_ratio)
     for kind, steps, scale in (("moe", moe_steps, scale_moe), ("tp", tp_steps, scale_tp)):
@@ -689,7 +702,8 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
         "eta": {**etas, "kv_goodput": goodput, "prefill_pool": eta_prefill, "decode_pool": eta_dec,
                 "combined": combined,
                 "set_by": set_by, "token_loss": loss},
-        "pools": {"model": pool_model, "prefill_share": prefill_share, "decode_share": 1.0 - prefill_share},
+        "pools": {"model": pool_model, "prefill_share": prefill_share, "decode_share": 1.0 - prefill_share,
+                  "prefill_eta_weight": eta_weight},
         "stages": stages,
         "token_shares": {"prefill_input": 1.0 - w_out, "decode_output": w_out},
         "patterns": patterns,

@@ -80,6 +80,22 @@ class StageModel:
     def hosts(self, stage: str) -> int:
         return sum(p.hosts for p in self.stage_pools(stage))
 
+    def stage_price_usd_per_hour(self, stage: str, price_usd_per_hour) -> float:
+        """Mean $/h of one of the stage's accelerators, its groups weighted as the design splits it
+        (how the costed accelerators are split within a stage)."""
+        pools = self.stage_pools(stage)
+        return sum(p.hosts * price_usd_per_hour(p.accelerator) for p in pools) / sum(p.hosts for p in pools)
+
+    def prefill_cost_share(self, prefill_share: float, price_usd_per_hour) -> float:
+        """Prefill's share of the pools' cost when ``prefill_share`` of the accelerators are prefill's.
+
+        A rebalanced cluster serving the same load with stage s derated by η_s buys 1/η_s more of
+        its accelerators, so its cost grows by Σ_s C_s/η_s ÷ Σ_s C_s: the stages' η combine weighted
+        by this share, not by their accelerator counts (docs/economics.md §6)."""
+        p = prefill_share * self.stage_price_usd_per_hour("prefill", price_usd_per_hour)
+        d = (1.0 - prefill_share) * self.stage_price_usd_per_hour("decode", price_usd_per_hour)
+        return p / (p + d)
+
     def stage_rate(self, stage: str) -> float:
         """Tokens/s per accelerator of ``stage`` at the design's mix of groups within it."""
         pools = self.stage_pools(stage)

@@ -229,7 +229,13 @@ def cpmt_explain(r: dict) -> str:
                + ("(prefill chunk time, TP all-reduces across hosts)" if p.get("tp_prefill") else
                   "(prefill compute is not slowed)"))
     out += stage_pool_lines(r.get("stage_pools"), indent="  ")
-    pools_formula = ("1 / (a/η_prefill + b/η_decode)" if pools["model"] == "rebalanced" else
+    weight = pools.get("prefill_eta_weight", pools["prefill_share"])
+    if pools["model"] == "rebalanced" and abs(weight - pools["prefill_share"]) > 1e-12:
+        out.append(f"  weighted by cost: a rebalanced cluster buys 1/η_s more of stage s's accelerators, so each stage "
+                   f"counts by its share of the pools' cost, prefill w = {fmt.fixed(weight, 3)} (accelerators "
+                   f"priced apart, docs/economics.md §6)")
+    pools_formula = (("1 / (a/η_prefill + b/η_decode)" if abs(weight - pools["prefill_share"]) <= 1e-12 else
+                      "1 / (w/η_prefill + (1 − w)/η_decode)") if pools["model"] == "rebalanced" else
                      "min(β·η_prefill, η_decode) / min(β, 1), β = prefill ÷ decode capacity "
                      f"{fmt.fixed(val('serving.prefill_capacity_ratio', 1.0), 3)}")
     out.append(f"  η = η_KV (goodput: a request that misses TTFT serves no tokens) {fmt.ratio(e['kv_goodput'])} × "

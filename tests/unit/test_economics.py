@@ -328,7 +328,7 @@ def test_moe_eta_matches_hand_computation(tmp_path):
     measured = 0.04 + 29 * (comm + 2 * MOE_LAYERS * tail)
     assert r["eta"]["moe"] == pytest.approx(ideal / measured, rel=1e-6)
     # Rebalanced pools, half the design's accelerators prefill: η = 1 / (a/1 + b/η_d), a = b = 0.5.
-    assert r["pools"] == {"model": "rebalanced", "prefill_share": 0.5, "decode_share": 0.5}
+    assert r["pools"] == {"model": "rebalanced", "prefill_share": 0.5, "decode_share": 0.5, "prefill_eta_weight": 0.5}
     assert r["eta"]["combined"] == pytest.approx(1 / (0.5 + 0.5 * measured / ideal), rel=1e-6)
     fixed = E.cpmt_for_run(tmp_path / "run", write_costs(tmp_path / "c.yaml", {"serving": {"pool_model": "fixed"}}))
     assert fixed["eta"]["combined"] == pytest.approx(ideal / measured, rel=1e-6)

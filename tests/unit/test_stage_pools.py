@@ -112,6 +112,24 @@ def test_rebalanced_eta_is_the_accelerator_time_weighted_harmonic_mean():
     assert combined_eta(1.0, 0.5, a, "rebalanced") == pytest.approx(1 / (a + (1 - a) / 0.5))
 
 
+def test_rebalanced_pools_of_different_prices_weight_each_stage_by_its_cost():
+    """B200 prefill at $3, decode on MI300X at $2 and Gaudi 3 at $1.5 an hour: decode's mean
+    accelerator costs (8·2 + 4·1.5)/12 = 11/6, so prefill's cost share is (7/22·3) / (7/22·3 + 15/22·11/6)
+    = 21/48.5. With decode derated to 0.8 a rebalanced cluster buys 1/0.8 more decode: its cost
+    grows from C_p + C_d to C_p + C_d/0.8, and CPMT by the same factor."""
+    m = model()
+    price = {"B200": 3.0, "MI300X": 2.0, "Gaudi3": 1.5}.get
+    assert m.stage_price_usd_per_hour("decode", price) == pytest.approx(11 / 6)
+    w = m.prefill_cost_share(m.prefill_share, price)
+    assert w == pytest.approx(21 / 48.5)
+    costed = m.costed_counts(16, "rebalanced")
+    c_p = sum(n * price(p.accelerator) for p, n in costed if p.stage == "prefill")
+    c_d = sum(n * price(p.accelerator) for p, n in costed if p.stage == "decode")
+    assert combined_eta(1.0, 0.8, w, "rebalanced") == pytest.approx((c_p + c_d) / (c_p + c_d / 0.8))
+    # one price for all: the cost share is the accelerator share, as without prices
+    assert m.prefill_cost_share(m.prefill_share, lambda name: 2.0) == pytest.approx(m.prefill_share)
+
+
 def test_stage_model_reads_the_run_records_and_requests():
     run = {"workload": {"duration_s": 2.0, "patterns": [
         {"name": "bg", "type": "background", "compute": None},
