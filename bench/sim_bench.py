@@ -16,8 +16,9 @@ was built for, which the second table holds against their wall-time limits:
 Speed columns: events/s is the simulate stage's (events ÷ its seconds); simulated ms is the traffic's
 span, from the window's first message to the last packet delivered or dropped; "sim ms / wall s" is
 that span per second of the run's wall time, and wall time is the whole run as ``fabric run --engine
-sim`` does it up to the run directory (start the child, load ns-3, compile the model, simulate, write
-the tables), the analysis after it excluded (``--analyze`` adds and times it). The estimate is
+sim`` does it up to the run directory (plan, start the child, load the compiled model, simulate, write
+the tables), the analysis after it excluded (``--analyze`` adds and times it); "start s" is its part
+before the child builds the network (the model is compiled once and cached, not per run). The estimate is
 :func:`fabric.sim.runner.estimate`'s, made before the run from the cost model. Figures depend on what
 else the machine runs: the 1-minute load average before and after each run is printed with it.
 
@@ -72,7 +73,8 @@ def _n(x: float) -> str:
 
 def speed_table(results: dict[str, dict]) -> list[str]:
     head = (f"{'hosts':>6}  {'design':<21}{'window':<40}{'messages':>9}{'packets':>11}{'events':>12}"
-            f"{'events/s':>10}{'sim ms':>8}{'sim ms/wall s':>14}{'wall s':>8}{'estimate s':>11}{'load avg':>11}")
+            f"{'events/s':>10}{'sim ms':>8}{'sim ms/wall s':>14}{'wall s':>8}{'start s':>8}{'estimate s':>11}"
+            f"{'load avg':>11}")
     lines = [head]
     for case in CASES:
         r = results[case.name]
@@ -80,7 +82,7 @@ def speed_table(results: dict[str, dict]) -> list[str]:
         lines.append(f"{r['hosts']:>6}  {r['design']:<21}{case.what:<40}{_n(r['messages']):>9}"
                      f"{_n(sim['packets_total']):>11}{_n(sim['events']):>12}{_n(sim['events_per_s']):>10}"
                      f"{r['traffic_span_s'] * 1e3:>8.2f}{r['simulated_ms_per_wall_s']:>14.3f}{r['wall_s']:>8.1f}"
-                     f"{r['estimate']['wall_s']:>11.1f}"
+                     f"{r['startup_s']:>8.2f}{r['estimate']['wall_s']:>11.1f}"
                      f"{r['load_average_1min']['before']:>6.1f}>{r['load_average_1min']['after']:<4.1f}")
     return lines
 
@@ -125,7 +127,7 @@ def main() -> int:
     print("\n".join(speed_table(results)))
     print("events/s: simulate stage; sim ms: first message to last packet delivered or dropped; wall s: the run "
           "up to its run directory" + (" (+ analysis in the targets)" if a.analyze else ", analysis excluded")
-          + "; load avg: 1-minute load average before>after")
+          + "; start s: its start-up, before the network is built; load avg: 1-minute load average before>after")
     print()
     print("\n".join(targets_table(results)))
     if a.json:

@@ -52,8 +52,10 @@ def measure(topo: str | Path, traffic: str | Path, out: str | Path, *, window: t
     Besides the run's own ``sim`` record (events, events/s of the simulate stage, stage timings,
     memory) and the estimate made before it, the figures hold ``traffic_span_s``: simulated time
     from the first load message's start to the end of the simulation (the last packet delivered
-    or dropped), and ``simulated_ms_per_wall_s``: that span in ms per second of the run's wall
-    time (start of the child to the run directory written, so start-up and collection count).
+    or dropped), ``simulated_ms_per_wall_s``: that span in ms per second of the run's wall time
+    (start of the run to the run directory written, so start-up and collection count), and
+    ``startup_s``: the run's fixed cost, from its start to the child building the network (the
+    plan, starting the child, loading the compiled model, or compiling it first when missing).
     """
     from fabric.workloads import generate_schedule, load_workload
 
@@ -68,14 +70,16 @@ def measure(topo: str | Path, traffic: str | Path, out: str | Path, *, window: t
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
     load = os.getloadavg()[0]
+    stage_started: dict[str, float] = {}
     t = time.time()
-    run(spec, g, schedule, out, options)
+    run(spec, g, schedule, out, options, progress=lambda stage, fraction: stage_started.setdefault(stage, time.time()))
     wall = time.time() - t
     sim = json.loads((out / "run.json").read_text())["sim"]
     span = sim["simulated_s"] - (LEAD_S + float(schedule["t_start_s"].min()))
     figures = {"design": spec.name, "hosts": spec.hosts, "nodes": g.number_of_nodes(), "workload": workload.name,
                "window_s": applied, "messages": len(schedule), "estimate": est, "wall_s": wall,
                "traffic_span_s": span, "simulated_ms_per_wall_s": span * 1e3 / wall,
+               "startup_s": stage_started["build"] - t,
                "load_average_1min": {"before": load, "after": os.getloadavg()[0]}, "sim": sim}
     if analyze:
         from fabric.analysis.run_metrics import write_metrics
