@@ -425,6 +425,7 @@ def _design_entry(d: DesignRecord) -> dict:
                 "set_by": eta_src.get("set_by") if eta_src else None},
         # Each stage's pools (size, price, η) of the first finished run (docs/economics.md §6).
         "stage_pools": (first.cpmt or {}).get("stage_pools") if first is not None else None,
+        "frontend": _front_end(first.cpmt if first is not None else None),
         "cpmt": {"total_usd_per_mtok": figures["cpmt_total_usd_per_mtok"],
                  "output_usd_per_mtok": figures["cpmt_output_usd_per_mtok"],
                  "ideal_total_usd_per_mtok": figures["cpmt_ideal_total_usd_per_mtok"],
@@ -446,6 +447,17 @@ def _design_entry(d: DesignRecord) -> dict:
                                   "reasons": ((r.metrics or {}).get("fidelity") or {}).get("reasons") or []}
                                  for r, v in zip(ok, verdicts)]},
     }
+
+
+def _front_end(cpmt: dict | None) -> dict | None:
+    """The design's front-end CPU servers (docs/economics.md §6) from one run's CPMT; None without them."""
+    cost = (cpmt or {}).get("cost") or {}
+    if not cost.get("frontend_servers"):
+        return None
+    kv = ((cpmt.get("patterns") or {}).get("kv") or {}).get("frontend") or {}
+    return {"servers": cost["frontend_servers"], "usd_per_hour": cost["frontend_usd_per_hour"],
+            "usd_per_server_hour": {name: p["usd_per_hour"] for name, p in cost["frontend_pricing"].items()},
+            "busy_share": cost.get("frontend_busy_share"), "ttft_share": kv.get("ttft_share")}
 
 
 def _facts(facts: dict | None) -> dict | None:

@@ -255,6 +255,12 @@ def pools_table(summary: dict) -> Table | None:
                          f"{p['accelerators_at_target']:.2f} ({p['instances_at_target']} × {p['instance_hosts']})"])
         fits.append(f"{d['name']}: {sp['fit']['statement']}; pools above are sized to the load at "
                     f"{sp['target_requests_per_s']:.3g} requests/s")
+        fe = d.get("frontend")
+        if fe:
+            busy = fe["busy_share"]
+            rows.append([d["name"], "front end", "(CPU servers)", ", ".join(fe["usd_per_server_hour"]),
+                         f"{fe['servers']:.2f}", ", ".join(fmt.usd(v) + "/h" for v in fe["usd_per_server_hour"].values()),
+                         "n/a", "n/a", "as built" + (f" ({fmt.percent(busy, 2)} busy)" if busy is not None else "")])
     if not rows:
         return None
     return Table("pools", "Serving pools sized from the stages",

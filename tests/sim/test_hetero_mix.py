@@ -98,3 +98,24 @@ def test_the_terminal_prints_cpmt_pools_and_break_even_per_mix(compared):
     assert "hetero vs h100-only on multi-vendor: ideal-fabric CPMT ratio" in text
     report = (compared["out"] / "report.md").read_text()
     assert "Serving pools sized from the stages" in report and "hetero vs h100-only on multi-vendor" in report
+
+
+def test_each_mix_keeps_the_front_end_and_counts_it_in_cost_and_ttft(compared):
+    """`*` leaves the four CPU front-end servers in both mixes: priced as whole servers, added to the
+    hourly cost, and their CPU time and hops are parts of every request's TTFT."""
+    led = Ledger()
+    from fabric.economics.costs import frontend_hourly_usd
+    price = frontend_hourly_usd("EPYC-9354-frontend", CostFile(), led, 1.3, 0.08)["usd_per_hour"]
+    for mix in MIXES:
+        d = compared["designs"][mix]
+        fe = d["frontend"]
+        assert fe["servers"] == pytest.approx(4) and fe["usd_per_hour"] == pytest.approx(4 * price)
+        assert 0 < fe["busy_share"] < 0.01                     # 4 x 32 cores tokenize ~11 requests/s
+        assert sum(fe["ttft_share"].values()) == pytest.approx(1.0)
+        assert fe["ttft_share"]["front-end CPU (tokenize, detokenize)"] > 0
+        r = cpmt_for_run(Path(d["runs"][0]["run_dir"]))
+        c = r["cost"]
+        assert r["cost_per_hour_usd"] == pytest.approx(c["accelerators_usd_per_hour"] + c["frontend_usd_per_hour"]
+                                                       + c["network_usd_per_hour"])
+        assert r["design"]["costed_accelerators"] == 16 and r["design"]["hosts"] == 20
+    assert "front end" in (compared["out"] / "report.md").read_text()
