@@ -603,15 +603,15 @@ def derating(run_dir: Path, costs: CostFile | None = None, led: Ledger | None = 
             led.use("serving.queue_before_prefill_s", float(queue.mean()), "s (mean)",
                     f"requests.parquet: wait for a free prefill instance (p99 {nearest_rank(queue, 99):.3g} s); "
                     f"the same on the ideal and the measured fabric")
+        else:
+            led.use("serving.queue_before_prefill_s", 0.0, "s",
+                    "no requests.parquet in the run directory (a run recorded before it was kept, or a schedule "
+                    "without request arrivals): TTFT leaves out queueing before prefill")
         if front is not None:
             led.use("serving.frontend_cpu_s", float(front["cpu_s"].mean()), "s (mean)",
                     "requests.parquet: wait for a front-end core + tokenize + the first token's detokenize, at the "
                     "catalog's CPU rates (run.json workload pattern compute.frontend); its two hops (token ids, "
                     "first-token stream) are measured messages")
-        else:
-            led.use("serving.queue_before_prefill_s", 0.0, "s",
-                    "no requests.parquet in the run directory (a run recorded before it was kept, or a schedule "
-                    "without request arrivals): TTFT leaves out queueing before prefill")
         patterns["kv"] = eta_kv(frame, ttft_slo, prefill, first_decode, queue, front)
         if patterns["kv"] and patterns["kv"]["note"]:
             warnings.append(patterns["kv"]["note"])

@@ -121,8 +121,7 @@ def front_end_lines(r: dict, indent: str = "  ") -> list[str]:
             if fe.get(f"{name}_hop_measured_p99_s") is not None:
                 hops.append(f"{label} hop p99 {fe[f'{name}_hop_measured_p99_s'] * 1e6:,.1f} µs "
                             f"(ideal p50 {fe[f'{name}_hop_ideal_p50_s'] * 1e6:,.1f} µs)")
-        out.append(f"{indent}TTFT parts  " + ", ".join(f"{name} {fmt.percent(v, 1)}" for name, v in ttft.items()
-                                                      if v >= 0.0005 or "hop" in name or "CPU" in name))
+        out.append(f"{indent}TTFT parts  " + ", ".join(f"{name} {fmt.percent(v, 1)}" for name, v in ttft.items()))
         if hops:
             out.append(f"{indent}            " + "; ".join(hops))
     return out

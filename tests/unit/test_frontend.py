@@ -163,3 +163,25 @@ def test_the_front_ends_busy_share_follows_from_the_offered_load(staged):
     stages = stage_model(run, None)
     rate, p, o = compute["offered_requests_per_s"], compute["prompt_tokens_mean"], compute["output_tokens_mean"]
     assert stages.frontend_busy_share() == pytest.approx(rate * (p + o) / (4 * 12.7e6))
+
+
+def test_the_ledger_keeps_the_queue_before_prefill_of_a_run_without_a_front_end(tmp_path):
+    """A run with requests.parquet but no front end: the explained input is the measured wait, not 0."""
+    from fabric.economics import cpmt_for_run
+    from fabric.sim.runner import SimOptions, run
+    from fabric.workloads import generate_schedule, workload_facts
+    from tests.sim.conftest import NS3_MISSING
+    if NS3_MISSING:
+        pytest.skip("the packet simulator needs the ns3 wheel")
+    spec = load_fabric_spec(ROOT / "topologies/leaf-spine-ecmp.yaml")
+    g = build_fabric(spec)
+    workload = load_workload(ROOT / "traffic/hetero-stages.yaml")
+    schedule = generate_schedule(workload, g)
+    schedule = schedule[schedule["t_start_s"] < 0.6]
+    out = tmp_path / "run"
+    run(spec, g, schedule, out, SimOptions(name="q", scale=50.0, extra={"workload": workload_facts(workload, schedule)}))
+    r = cpmt_for_run(out)
+    inputs = {i["name"]: i for i in r["inputs"]}
+    assert "serving.frontend_cpu_s" not in inputs and r["patterns"]["kv"]["frontend"] is None
+    assert inputs["serving.queue_before_prefill_s"]["value"] == pytest.approx(r["patterns"]["kv"]["queue_before_prefill_mean_s"])
+    assert "requests.parquet" in inputs["serving.queue_before_prefill_s"]["source"]
