@@ -92,12 +92,12 @@ class HostContext:
     def frontend(self, sel: Selector, hosts: list[str]) -> Accelerator:
         """The CPU server type of front-end ``hosts`` (tokenize, detokenize): one catalog entry of kind cpu."""
         names = sorted({self.graph.nodes[h]["accelerator"] for h in hosts})
-        accs = [catalog.accelerator(n) if n.lower() in {k.lower() for k in catalog.load_accelerators()} else None
-                for n in names]
-        if len(names) > 1 or accs[0] is None or not accs[0].is_cpu:
+        known = {name.lower() for name in catalog.load_accelerators()}
+        acc = catalog.accelerator(names[0]) if len(names) == 1 and names[0].lower() in known else None
+        if acc is None or not acc.is_cpu:
             raise self.fail(sel.key, f"selects hosts of {', '.join(names)}; tokenize and detokenize run on front-end "
                                      f"CPU servers: select the design's frontend role or group (one CPU type)")
-        return accs[0]
+        return acc
 
     def select(self, sel: Selector, minimum: int = 1) -> list[str]:
         """Hosts matching ``sel``, in host-index order (or edge-interleaved when ``count`` is set)."""
