@@ -63,6 +63,26 @@ def _agents_check() -> Check:
                  True, disables)
 
 
+def _simulator_check() -> Check:
+    """The packet simulator's model is a library compiled against the ns3 wheel (fabric/sim/native.py):
+    built for this wheel and these sources, or buildable here."""
+    from fabric.errors import EnvironmentNotReady
+    from fabric.sim import native
+    disables = "the packet simulator (--engine sim)"
+    try:
+        path = native.library_path()
+    except EnvironmentNotReady as exc:
+        return Check("simulator model", False, str(exc), False, disables)
+    if path.exists():
+        return Check("simulator model", True, f"built: {path}", False, disables)
+    cxx = native.compiler()
+    if cxx:
+        return Check("simulator model", True, f"not built yet; {cxx} builds it on the first simulator run (~10 s)",
+                     False, disables)
+    return Check("simulator model", False, "not built and no C++ compiler (g++) to build it; run 'sudo make setup'",
+                 False, disables)
+
+
 def _kernel_checks() -> list[Check]:
     ns = f"fabric-doctor-{os.getpid()}"
     checks: list[Check] = []
@@ -125,6 +145,7 @@ def run_checks() -> list[Check]:
     checks.append(_mininet_check())
     checks.append(_tool_check("mnexec", True, "all emulation (Mininet enters namespaces with it)"))
     checks.append(_agents_check())
+    checks.append(_simulator_check())
     for tool in ("ip", "tc", "nft", "ethtool"):
         checks.append(_tool_check(tool, True, "all emulation"))
     checks.append(_tool_check("iperf3", False, "the iperf3 cross-check test"))

@@ -130,3 +130,17 @@ def test_a_failed_compile_says_what_failed(tmp_path, monkeypatch):
     with pytest.raises(EnvironmentNotReady, match="compiling the packet simulator's model failed .*error"):
         native.model_library()
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name != ".build.lock"]  # nothing half-built left
+
+
+@needs_build
+def test_doctor_says_whether_the_model_is_built_or_buildable(library, monkeypatch, tmp_path):
+    from fabric.doctor import _simulator_check
+    monkeypatch.setenv("FABRIC_CACHE_DIR", str(library.parent))
+    check = _simulator_check()
+    assert check.ok and check.detail == f"built: {library}" and not check.required   # emulation does not need it
+    monkeypatch.setenv("FABRIC_CACHE_DIR", str(tmp_path))
+    check = _simulator_check()
+    assert check.ok and check.detail.startswith("not built yet;") and "first simulator run" in check.detail
+    monkeypatch.setattr(native, "compiler", lambda: None)
+    check = _simulator_check()
+    assert not check.ok and "run 'sudo make setup'" in check.detail
