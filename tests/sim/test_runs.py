@@ -183,6 +183,8 @@ def test_ctrl_c_kills_the_simulator_and_leaves_nothing(tmp_path):
     """SIGINT to a running `run()`: the ns-3 child is killed and no run directory is left."""
     design = S.write_design(tmp_path, S.LEAF_SPINE)
     out = tmp_path / "runs" / "interrupted"
+    # Run A's messages 50 times larger (1.8M packets): the child simulates for many seconds, so the
+    # signal lands while it runs, however fast the machine (a run starts in a fraction of a second).
     script = (
         "import sys\n"
         "from fabric.specs import load_fabric_spec\n"
@@ -190,7 +192,9 @@ def test_ctrl_c_kills_the_simulator_and_leaves_nothing(tmp_path):
         "from fabric.sim.runner import SimOptions, run\n"
         "from tests.sim import scenarios as S\n"
         f"spec = load_fabric_spec({str(design)!r})\n"
-        f"run(spec, build_fabric(spec), S.leaf_spine_schedule(), {str(out)!r}, SimOptions())\n")
+        "schedule = S.leaf_spine_schedule()\n"
+        "schedule['bytes'] *= 50\n"
+        f"run(spec, build_fabric(spec), schedule, {str(out)!r}, SimOptions())\n")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60
