@@ -185,7 +185,11 @@ def test_ctrl_c_kills_the_simulator_and_leaves_nothing(tmp_path):
     out = tmp_path / "runs" / "interrupted"
     # Run A's messages 50 times larger (1.8M packets): the child simulates for many seconds, so the
     # signal lands while it runs, however fast the machine (a run starts in a fraction of a second).
+    # The script restores Ctrl-C's handler as `fabric` does (fabric.cli.main): a test run started in
+    # the background by a shell without job control (as CI may be) inherits SIGINT ignored.
     script = (
+        "import signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import sys\n"
         "from fabric.specs import load_fabric_spec\n"
         "from fabric.topology import build_fabric\n"
