@@ -25,13 +25,14 @@ import numpy as np
 import pandas as pd
 
 from fabric import __version__
+from fabric.analysis.completion import processor_sharing_finish
 from fabric.emu.agents import MessagePlan
 from fabric.emu.counters import run_sampler
 from fabric.emu.native import receiver_binary, rx_to_npz, sender_binary, tx_to_npz, write_plan, write_receiver_plan
 from fabric.emu.network import EmulatedFabric
 from fabric.emu.plan import VOQ_BUCKET_PACKETS, build_plan, voq_layout
 from fabric.emu.scale import ScaleChoice, choose_scale
-from fabric.emu.scheduler import run_scheduler
+from fabric.emu.scheduler import Arrivals, run_scheduler
 from fabric.errors import EmulationError, SpecError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
 from fabric.replay import LEAD_S, NOISE_PROBE_PAYLOAD_BYTES, emulated_sizes, noise_probe_schedule, wire_packet_bytes
@@ -208,6 +209,11 @@ def _emulate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir
         receiver_exe = receiver_binary()  # before the agents start: a first build takes a moment
         write_receiver_plan(work / "rx_plan.bin", plan)
         agents = [sampler]
+        # The load's schedule is stretched by the dilation; the noise probes (before t0) are not.
+        # The load starts at t0 with its first message (a profile may hold its patterns back until
+        # a queue has filled, and waiting out that stretch dilated would only cost wall time).
+        wall_rel = np.where(np.arange(len(t_rel)) < n_probe, t_rel, (t_rel - first_s) * dilation)
+        t0_shared = ctx.Value("q", 0, lock=False)  # the load's start, once known (the scheduler looks ahead)
         if voqs:
             sched = spec.scheduler
             ncp_group = {n: g.nodes[next(h for h in host_names if g.nodes[h]["edge"] == n)]["group"]
@@ -216,7 +222,8 @@ def _emulate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir
                        if sched.policy == "weighted" else {})
             agents.append(ctx.Process(target=run_scheduler, name="fabric-scheduler", args=(
                 voqs, {n: fabric.pids[n] for n in ncp_group}, sched.tick_ns, sched.grant_fraction, weights,
-                VOQ_BUCKET_PACKETS * packet_wire, packet_wire, str(work / "scheduler.parquet"), stop_r, ready_w)))
+                VOQ_BUCKET_PACKETS * packet_wire, packet_wire, _arrivals(g, host_names, plan, wall_rel, k * dilation, t0_shared),
+                str(work / "scheduler.parquet"), stop_r, ready_w)))
         for proc in agents:
             proc.start()
             children.append(proc)
@@ -241,10 +248,7 @@ def _emulate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir
                 raise EmulationError("an agent failed to start")
         sender_exe = sender_binary()  # before t0: a first build takes a moment
         t0_ns = time.time_ns() + int((LEAD_S + 0.3) * 1e9)
-        # The load's schedule is stretched by the dilation; the noise probes (before t0) are not.
-        # The load starts at t0 with its first message (a profile may hold its patterns back until
-        # a queue has filled, and waiting out that stretch dilated would only cost wall time).
-        wall_rel = np.where(np.arange(len(t_rel)) < n_probe, t_rel, (t_rel - first_s) * dilation)
+        t0_shared.value = t0_ns
         plan.t_start_ns = (t0_ns + np.round(wall_rel * 1e9)).astype(np.int64)
         for i in range(SENDER_PROCESSES):
             subset = list(range(i, len(host_names), SENDER_PROCESSES))
@@ -320,6 +324,29 @@ def _emulate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir
     _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, plan, load_emulated,
                    commands, shapes, pids_gone=list(fabric.pids.values()), started=started, t0_ns=t0_ns,
                    first_s=first_s)
+
+
+def _arrivals(g: nx.MultiGraph, host_names: list[str], plan: MessagePlan, wall_rel_s: np.ndarray,
+              rate_divisor: float, t0_shared) -> Arrivals:
+    """When the plan's bytes (noise probes and load) reach each VOQ (the source host's NCP, the
+    destination host), for the credit scheduler to request ahead of its tick: in wire bytes at the
+    emulated scale, each message evenly from its start (wall ns after t0) to when its host's NIC,
+    shared equally by the host's messages at once (as the senders share it, round-robin), would
+    have sent it."""
+    src = np.asarray(plan.src)
+    ncp = np.array([g.nodes[h]["edge"] for h in host_names], dtype=object)[src]
+    dst = np.array(host_names, dtype=object)[np.asarray(plan.dst)]
+    host_rate_bps = np.array([g.nodes[h]["nic_rate_bps"] / rate_divisor for h in host_names])[src]
+    starts_ns = np.round(np.asarray(wall_rel_s) * 1e9).astype(np.int64)
+    wire = ((plan.packets - 1) * (plan.payload + WIRE_OVERHEAD_BYTES) + plan.last_payload + WIRE_OVERHEAD_BYTES)
+    durations_ns = np.zeros(len(src), dtype=np.int64)
+    for idx in pd.Series(src).groupby(src, sort=False).indices.values():
+        finish = processor_sharing_finish(starts_ns[idx], wire[idx] * 8e9 / host_rate_bps[idx])
+        durations_ns[idx] = np.ceil(finish - starts_ns[idx]).astype(np.int64)
+    per_voq = {}
+    for key, idx in pd.DataFrame({"ncp": ncp, "dst": dst}).groupby(["ncp", "dst"]).indices.items():
+        per_voq[key] = (starts_ns[idx], durations_ns[idx], wire[idx].astype(np.int64))
+    return Arrivals(per_voq, t0_shared)
 
 
 def serialization_ns(g: nx.MultiGraph, src: np.ndarray, dst: np.ndarray, payload_bytes: np.ndarray,

@@ -15,6 +15,7 @@ import pytest
 from fabric.analysis.fidelity import ENGINE_ONLY
 from fabric.analysis.run_metrics import write_metrics
 from fabric.errors import BudgetError
+from fabric.probe import WIRE_OVERHEAD_BYTES
 from tests.emulation.conftest import assert_fidelity_holds, messages, small_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +97,19 @@ def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):
     assert ecmp_loss >= 0.05, ecmp_loss
     assert sched_loss <= ecmp_loss / 10, (sched_loss, ecmp_loss)
     assert ecmp["classes"]["incast"]["loss_ratio"] > 0.1
-    assert float(sched["classes"]["victim"]["owd_us"]["rx_p99"]) < float(ecmp["classes"]["victim"]["owd_us"]["rx_p99"])
+    # The victim on the scheduled fabric: its own port is never full and the incast's grant leaves
+    # each fabric link to the receiver's NCP at a quarter of its rate, so at p99 a victim packet
+    # waits behind at most one incast packet there, plus what this machine adds to an idle path
+    # (the noise floor's p99). Whether ECMP's victim does worse depends on where the hash puts it
+    # (p99 150-310 µs on the same VM), so it is printed, not asserted.
+    run = json.loads((tmp_path / "scheduled-fabric" / "run.json").read_text())
+    fabric_rate_bps = 400e9 / (run["scale_k"] * run["dilation"])  # scheduled-fabric.yaml: 400G NCP-NCF links
+    one_packet_us = (run["payload_bytes"] + WIRE_OVERHEAD_BYTES) * 8e6 / fabric_rate_bps
+    victim = sched["classes"]["victim"]["owd_us"]
+    bound_us = float(victim["rx_p50"]) + one_packet_us + float(sched["noise_floor"]["owd_us"]["p99"])
+    print(f"victim rx p99: scheduled fabric {float(victim['rx_p99']):.1f} µs (bound {bound_us:.1f}), "
+          f"ECMP {float(ecmp['classes']['victim']['owd_us']['rx_p99']):.1f} µs")
+    assert float(victim["rx_p99"]) <= bound_us
 
 
 def test_a_load_beyond_the_packet_budget_is_refused_before_anything_is_built(tmp_path):

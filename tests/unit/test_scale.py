@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,12 +73,49 @@ def test_credit_grants_are_max_min_fair_and_never_exceed_the_port():
     from fabric.emu.scheduler import compute_grants
 
     assert doctest.testmod(scheduler).failed == 0
-    # A heavy VOQ and two light ones: the light ones get what they ask (x1.5), the heavy one the rest.
-    g = compute_grants(1000, {"a": 2000, "b": 10, "c": 20, "d": None}, {}, 0.98)
-    assert g["b"] == 15 and g["c"] == 30 and g["d"] == int(980 * 0.05)
+    tick_s = 0.005
+    # More pending than a tick takes: the light VOQs get their bits over the tick, the heavy one the rest.
+    g = compute_grants(1000, {"a": 2000 * tick_s, "b": 10 * tick_s, "c": 20 * tick_s, "d": 0}, {}, 0.98, tick_s)
+    reserve = 980 * scheduler.IDLE_SHARE
+    assert g["b"] == pytest.approx(10, abs=1) and g["c"] == pytest.approx(20, abs=1) and g["d"] == int(reserve)
+    assert g["a"] == pytest.approx(980 - reserve - 30, abs=1)
     assert sum(g.values()) <= 980
-    assert g["a"] == max(g.values())
+    # An incast that fits in the tick: 2 flows behind one NCP, 1 behind each of two others. Grants
+    # in proportion to the bits pending drain all three VOQs at the same instant, when a
+    # work-conserving scheduler would have finished the last (total bits / port), not later.
+    pending = {"a": 2.0, "b": 1.0, "c": 1.0}
+    g = compute_grants(1000, pending, {}, 1.0, tick_s)
+    drained_at_s = {n: pending[n] / g[n] for n in pending}
+    assert max(drained_at_s.values()) == pytest.approx(4.0 / 1000, rel=1e-2)
+    assert min(drained_at_s.values()) == pytest.approx(max(drained_at_s.values()), rel=1e-2)
     # Two heavy VOQs split evenly; weights tilt the split.
-    assert compute_grants(1000, {"a": 5000, "b": 5000}, {}, 1.0) == {"a": 500, "b": 500}
-    w = compute_grants(1000, {"a": 5000, "b": 5000}, {"a": 3.0}, 1.0)
+    assert compute_grants(1000, {"a": 5000, "b": 5000}, {}, 1.0, tick_s) == {"a": 500, "b": 500}
+    w = compute_grants(1000, {"a": 5000, "b": 5000}, {"a": 3.0}, 1.0, tick_s)
     assert w == {"a": 750, "b": 250}
+
+def test_the_scheduler_knows_what_reaches_each_voq_before_it_lands():
+    from types import SimpleNamespace
+
+    from fabric.emu.scheduler import Arrivals
+
+    rng = np.random.default_rng(1)
+    per_voq = {}
+    for v in range(12):
+        n = int(rng.integers(0, 60))
+        per_voq[(f"ncp{v % 4}", f"h{v}")] = (np.sort(rng.integers(0, 10**9, n)), rng.integers(1, 10**7, n),
+                                             rng.integers(100, 10**6, n))
+    t0 = SimpleNamespace(value=0)
+    arrivals = Arrivals(per_voq, t0)
+    assert arrivals.between(5, 10**9) == {}  # the load's start not known yet: nothing is
+    t0.value = 10**12
+
+    def by_definition(key, a, b):  # each message's bytes evenly over its duration
+        starts, durations, wire = per_voq[key]
+        return sum(np.sum(wire * np.clip((t - t0.value - starts) / durations, 0, 1)) * sign for t, sign in ((b, 1), (a, -1)))
+
+    for a in rng.integers(0, 10**9, 30):
+        a = t0.value + int(a)
+        b = a + int(rng.integers(1, 10**8))
+        got = arrivals.between(a, b)
+        for key in per_voq:
+            assert got.get(key, 0.0) == pytest.approx(by_definition(key, a, b), rel=1e-6, abs=1.0)
