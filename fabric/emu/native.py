@@ -12,8 +12,8 @@ agents are small C programs so that no interpreter work sits in the per-packet p
 
 Sender plan file layout (little-endian; the same table heads ``sender.c``)::
 
-    char[8]          "FABPLAN1"
-    int64            n_msgs, n_hosts, n_subset, queue_packets, udp_dst_port, probe_magic
+    char[8]          "FABPLAN2"
+    int64            n_msgs, n_hosts, n_subset, queue_packets, slack_packets, udp_dst_port, probe_magic
     int64[n_msgs]    src, dst, t_start_ns, packets, payload, last_payload   (one array after another)
     int64[n_hosts]   host_pid          a process in the host's network namespace
     int64[n_hosts]   host_ipv4         IPv4 address as an integer
@@ -58,9 +58,10 @@ from fabric.probe import HEADER_BYTES, MAGIC, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTE
 SOURCES = {"sender": Path(__file__).with_name("sender.c"), "receiver": Path(__file__).with_name("receiver.c")}
 COMMON_HEADER = Path(__file__).with_name("agent_common.h")  # included by both: part of each build's key
 SOURCE = SOURCES["sender"]
-PLAN_MAGIC = b"FABPLAN1"
+PLAN_MAGIC = b"FABPLAN2"
 PLAN_HEADER = np.dtype([("magic", "S8"), ("n_msgs", "<i8"), ("n_hosts", "<i8"), ("n_subset", "<i8"),
-                        ("queue_packets", "<i8"), ("udp_dst_port", "<i8"), ("probe_magic", "<i8")])
+                        ("queue_packets", "<i8"), ("slack_packets", "<i8"), ("udp_dst_port", "<i8"),
+                        ("probe_magic", "<i8")])
 RECEIVER_PLAN_MAGIC = b"FABRECV1"
 RECEIVER_PLAN_HEADER = np.dtype([("magic", "S8"), ("n_msgs", "<i8"), ("n_hosts", "<i8"), ("udp_dst_port", "<i8"),
                                  ("probe_magic", "<i8")])
@@ -102,11 +103,16 @@ def receiver_binary() -> Path:
     return build("receiver")
 
 
-def write_plan(path: Path | str, plan: MessagePlan, host_subset: list[int], queue_packets: int) -> None:
-    """Write the plan file one sender process replays (layout in the module docstring)."""
+def write_plan(path: Path | str, plan: MessagePlan, host_subset: list[int], queue_packets: int,
+               slack_packets: int | None = None) -> None:
+    """Write the plan file one sender process replays (layout in the module docstring).
+
+    A host NIC holds up to ``slack_packets`` (default ``queue_packets``) queued, and no more than
+    ``queue_packets`` when its next message starts (sender.c)."""
+    slack_packets = queue_packets if slack_packets is None else slack_packets
     n_msgs, n_hosts = len(plan.src), len(plan.host_pids)
     header = np.zeros(1, dtype=PLAN_HEADER)
-    header[0] = (PLAN_MAGIC, n_msgs, n_hosts, len(host_subset), queue_packets, PROBE_UDP_PORT, MAGIC)
+    header[0] = (PLAN_MAGIC, n_msgs, n_hosts, len(host_subset), queue_packets, slack_packets, PROBE_UDP_PORT, MAGIC)
     ipv4 = [int(ipaddress.IPv4Address(a.split("/")[0])) for a in plan.host_addrs]
     with open(path, "wb") as f:
         f.write(header.tobytes())
@@ -118,8 +124,9 @@ def write_plan(path: Path | str, plan: MessagePlan, host_subset: list[int], queu
         f.write(np.asarray(host_subset, dtype="<i8").tobytes())
 
 
-def read_plan(path: Path | str) -> tuple[MessagePlan, list[int], int]:
-    """The inverse of :func:`write_plan`: ``(plan, host_subset, queue_packets)`` (for tests and debugging)."""
+def read_plan(path: Path | str) -> tuple[MessagePlan, list[int], int, int]:
+    """The inverse of :func:`write_plan`: ``(plan, host_subset, queue_packets, slack_packets)`` (for
+    tests and debugging)."""
     data = Path(path).read_bytes()
     header = np.frombuffer(data, dtype=PLAN_HEADER, count=1)[0]
     if header["magic"] != PLAN_MAGIC:
@@ -139,7 +146,7 @@ def read_plan(path: Path | str) -> tuple[MessagePlan, list[int], int]:
     rates = take(n_hosts, "<f8").tolist()
     subset = take(n_subset, "<i8").tolist()
     plan = MessagePlan(**fields, host_pids=pids, host_addrs=addrs, host_rate_bps=rates)
-    return plan, subset, int(header["queue_packets"])
+    return plan, subset, int(header["queue_packets"]), int(header["slack_packets"])
 
 
 def read_tx(path: Path | str, total_packets: int, n_hosts: int) -> dict[str, np.ndarray]:

@@ -41,8 +41,9 @@ from fabric.schedule import normalize
 from fabric.specs import FabricSpec
 from fabric.topology import fabric_facts, hosts, path_link_rates_bps
 
-HOST_QUEUE_PACKETS = 16          # the host NIC queue (bfifo) — a safety net
-HOST_TARGET_QUEUE_PACKETS = 4    # what the senders aim to keep queued there
+HOST_QUEUE_PACKETS = 32          # the host NIC queue (bfifo) — a safety net
+HOST_SLACK_PACKETS = 16          # what the senders keep queued there, to ride out their own stalls...
+HOST_TARGET_QUEUE_PACKETS = 4    # ...draining to this before the host's next message starts (sender.c)
 SENDER_PROCESSES = 2   # one per vCPU
 
 
@@ -252,7 +253,7 @@ def _emulate(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir
         plan.t_start_ns = (t0_ns + np.round(wall_rel * 1e9)).astype(np.int64)
         for i in range(SENDER_PROCESSES):
             subset = list(range(i, len(host_names), SENDER_PROCESSES))
-            write_plan(work / f"plan{i}.bin", plan, subset, HOST_TARGET_QUEUE_PACKETS)
+            write_plan(work / f"plan{i}.bin", plan, subset, HOST_TARGET_QUEUE_PACKETS, HOST_SLACK_PACKETS)
             # Own process group: a terminal's Ctrl-C reaches the runner only, which then kills it (finally).
             with open(work / f"sender{i}.log", "wb") as log:
                 argv = [str(sender_exe), str(work / f"plan{i}.bin"), str(work / f"tx{i}.bin")]
@@ -462,6 +463,7 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
                   "divided by the dilation; cpu and scheduler samples are wall time (they describe the machine)"),
         "host_queue_packets": HOST_QUEUE_PACKETS,
         "host_target_queue_packets": HOST_TARGET_QUEUE_PACKETS,
+        "host_slack_packets": HOST_SLACK_PACKETS,
         "tx_timestamps_missing": int(((tx["tx_user_ns"] >= 0) & (tx["tx_ns"] < 0)).sum()),
         "host_side_drops": host_side_drops,
         # Sends the host NIC queue refused (retried): they show up as drops on the host's own

@@ -9,12 +9,15 @@
  * - one raw IPPROTO_UDP socket per host, created inside the host's network namespace (setns into
  *   /proc/<pid>/ns/net, then back): we write the UDP header ourselves so every message gets its own
  *   source port, as RoCE gives every queue pair its own (that is what ECMP hashes on);
- * - pacing by a model of each host NIC queue: keep at most queue_packets packets queued, tracking
- *   the queue with the link's configured rate (the shaped host link, an HTB class, drains at exactly
- *   that rate); the shaper itself does the exact pacing;
+ * - pacing by a model of each host NIC queue, tracked with the link's configured rate (the shaped host
+ *   link, an HTB class, drains at exactly that rate; the shaper itself does the exact pacing). The queue
+ *   is kept up to slack_packets deep, so a sender stalled for a few ms (the other process, the kernel's
+ *   forwarding, the credit scheduler on its vCPU) does not leave the NIC idle; but it is let drain to
+ *   queue_packets before the host's next message starts, so that message waits behind no more than
+ *   queue_packets packets of the others (a NIC takes turns between its queue pairs, not FIFO);
  * - concurrent messages of one host share its NIC packet by packet (round-robin); hosts take turns
- *   too. The packets a host may queue at once (up to queue_packets after an idle spell) leave in one
- *   sendmmsg() call, so hosts take turns by batch: at most queue_packets packets apart;
+ *   too. The packets a host may queue at once (up to SEND_BATCH) leave in one sendmmsg() call, so hosts
+ *   take turns by batch;
  * - a user-space CLOCK_REALTIME stamp just before each send (tx_user_ns, also written in the header)
  *   and the kernel's software TX timestamp as the packet leaves the host NIC (tx_ns, from the error
  *   queue: SO_TIMESTAMPING with OPT_ID | TSONLY, drained in batches with recvmmsg);
@@ -27,14 +30,15 @@
  * Plan file (written by fabric/emu/native.py:write_plan; all fields little-endian):
  *
  *   offset  type          field
- *   0       char[8]       "FABPLAN1"
+ *   0       char[8]       "FABPLAN2"
  *   8       int64         n_msgs         messages in the run (wire ids 0..n_msgs-1)
  *   16      int64         n_hosts        hosts in the run (host indices 0..n_hosts-1)
  *   24      int64         n_subset       hosts this process sends for
- *   32      int64         queue_packets  packets the sender keeps queued in a host NIC (>= 1)
- *   40      int64         udp_dst_port   UDP destination port of the probes
- *   48      int64         probe_magic    magic of the probe header
- *   56      int64[n_msgs] src            host index
+ *   32      int64         queue_packets  packets queued in a host NIC when its next message starts (>= 1)
+ *   40      int64         slack_packets  packets the sender keeps queued in a host NIC (>= queue_packets)
+ *   48      int64         udp_dst_port   UDP destination port of the probes
+ *   56      int64         probe_magic    magic of the probe header
+ *   64      int64[n_msgs] src            host index
  *           int64[n_msgs] dst            host index
  *           int64[n_msgs] t_start_ns     absolute CLOCK_REALTIME
  *           int64[n_msgs] packets        packets in the message (>= 1)
@@ -81,8 +85,8 @@
 #define AGENT_NAME "fabric-sender"
 #include "agent_common.h"
 
-#define PLAN_MAGIC "FABPLAN1"
-#define PLAN_HEADER_FIELDS 6
+#define PLAN_MAGIC "FABPLAN2"
+#define PLAN_HEADER_FIELDS 7
 #define UDP_HEADER_BYTES 8
 #define MAX_UDP_PAYLOAD_BYTES 65507
 /* PROBE_HEADER_BYTES and WIRE_OVERHEAD_BYTES (Ethernet + IPv4 + UDP: what HTB counts beyond our
@@ -123,7 +127,7 @@ static void sleep_until_ns(int64_t t_ns)
 /* ---------------------------------------------------------------- plan */
 
 struct plan {
-    int64_t n_msgs, n_hosts, n_subset, queue_packets, udp_dst_port, probe_magic;
+    int64_t n_msgs, n_hosts, n_subset, queue_packets, slack_packets, udp_dst_port, probe_magic;
     int64_t *src, *dst, *t_start_ns, *packets, *payload, *last_payload;
     int64_t *host_pid, *host_ipv4;
     double *rate_bps;
@@ -142,14 +146,17 @@ static void load_plan(const char *path, struct plan *p)
             path, PLAN_MAGIC, header_bytes, size);
     int64_t h[PLAN_HEADER_FIELDS];
     memcpy(h, buf + 8, sizeof h);
-    p->n_msgs = h[0], p->n_hosts = h[1], p->n_subset = h[2], p->queue_packets = h[3];
-    p->udp_dst_port = h[4], p->probe_magic = h[5];
+    p->n_msgs = h[0], p->n_hosts = h[1], p->n_subset = h[2], p->queue_packets = h[3], p->slack_packets = h[4];
+    p->udp_dst_port = h[5], p->probe_magic = h[6];
     if (p->n_msgs < 0 || p->n_hosts < 0 || p->n_subset < 0 || p->n_msgs > (INT64_MAX / 64) ||
         p->n_hosts > 65535 || p->n_subset > p->n_hosts)
         die("%s: bad counts in header (n_msgs=%lld n_hosts=%lld n_subset=%lld)", path,
             (long long)p->n_msgs, (long long)p->n_hosts, (long long)p->n_subset);
     if (p->queue_packets < 1 || p->queue_packets > 1 << 20)
         die("%s: queue_packets=%lld, expected >= 1", path, (long long)p->queue_packets);
+    if (p->slack_packets < p->queue_packets || p->slack_packets > 1 << 20)
+        die("%s: slack_packets=%lld, expected >= queue_packets (%lld)", path, (long long)p->slack_packets,
+            (long long)p->queue_packets);
     if (p->udp_dst_port < 1 || p->udp_dst_port > 65535)
         die("%s: udp_dst_port=%lld is not a port", path, (long long)p->udp_dst_port);
     size_t expected = header_bytes + 8 * (6 * (size_t)p->n_msgs + 3 * (size_t)p->n_hosts + (size_t)p->n_subset);
@@ -217,7 +224,8 @@ struct host {
     int64_t n_keys;
     int64_t free_at_ns;           /* when the modelled NIC queue will be empty */
     double ns_per_byte;
-    int64_t slack_ns;             /* queue at most this much ahead of now */
+    int64_t slack_ns;             /* queue at most this much ahead of now when the next message starts */
+    int64_t deep_slack_ns;        /* ... and at most this much otherwise */
     int sent_this_pass;
 };
 
@@ -280,6 +288,15 @@ static inline int64_t packet_payload(const struct plan *p, int64_t m, int64_t se
 static inline int64_t packet_ns(const struct host *hs, int64_t payload)
 {
     return (int64_t)((double)(payload + WIRE_OVERHEAD_BYTES) * hs->ns_per_byte);
+}
+
+/* May the host queue one more packet, its NIC queue then draining at free_at? Up to the deep slack,
+ * unless that would leave more than the shallow slack queued when its next message starts. */
+static inline int may_queue(const struct host *hs, int64_t free_at, int64_t now, int64_t next_start)
+{
+    if (free_at - now <= hs->slack_ns)
+        return 1;
+    return free_at - now <= hs->deep_slack_ns && (next_start == INT64_MAX || free_at <= next_start + hs->slack_ns);
 }
 
 static inline uint16_t src_port(int64_t wire_id)
@@ -432,6 +449,8 @@ int main(int argc, char **argv)
         hs->ns_per_byte = 8e9 / p.rate_bps[h];
         hs->slack_ns = (int64_t)((double)(p.queue_packets - 1) * (double)(max_payload + WIRE_OVERHEAD_BYTES) *
                                  hs->ns_per_byte);
+        hs->deep_slack_ns = (int64_t)((double)(p.slack_packets - 1) * (double)(max_payload + WIRE_OVERHEAD_BYTES) *
+                                      hs->ns_per_byte);
     }
     if (setns(own_ns, CLONE_NEWNET) != 0)
         die("setns back into our own network namespace: %s", strerror(errno));
@@ -474,8 +493,12 @@ int main(int argc, char **argv)
                 if (!hs->ring_len)
                     continue;
                 now = now_ns();
-                if (hs->free_at_ns - now > hs->slack_ns) {
-                    int64_t ready = hs->free_at_ns - hs->slack_ns;
+                int64_t next_start = hs->cursor < hs->n_queue ? p.t_start_ns[hs->queue[hs->cursor]] : INT64_MAX;
+                if (!may_queue(hs, hs->free_at_ns, now, next_start)) {
+                    /* Room comes as the queue drains: to the deep slack, or (when the next message is
+                     * due first) to the shallow one; that message's start wakes the loop anyway. */
+                    int64_t ready = hs->free_at_ns - (hs->free_at_ns > next_start + hs->slack_ns ? hs->slack_ns
+                                                                                                 : hs->deep_slack_ns);
                     if (ready < wake)
                         wake = ready;
                     continue;
@@ -490,7 +513,7 @@ int main(int argc, char **argv)
                 }
                 int64_t free_at = hs->free_at_ns > now ? hs->free_at_ns : now;
                 int k = 0;
-                while (k < SEND_BATCH && sim_len > 0 && (k == 0 || free_at - now <= hs->slack_ns)) {
+                while (k < SEND_BATCH && sim_len > 0 && (k == 0 || may_queue(hs, free_at, now, next_start))) {
                     int64_t m = sim_ring[sim_head], seq = sim_seq[sim_head];
                     int64_t payload = packet_payload(&p, m, seq);
                     uint8_t *b = slot_buf[k];

@@ -41,16 +41,16 @@ def sender(tmp_path_factory):
 
 def test_plan_file_round_trip(tmp_path):
     plan = _plan()
-    native.write_plan(tmp_path / "plan.bin", plan, [0, 2], queue_packets=4)
-    back, subset, queue_packets = native.read_plan(tmp_path / "plan.bin")
-    assert subset == [0, 2] and queue_packets == 4
+    native.write_plan(tmp_path / "plan.bin", plan, [0, 2], queue_packets=4, slack_packets=16)
+    back, subset, queue_packets, slack_packets = native.read_plan(tmp_path / "plan.bin")
+    assert subset == [0, 2] and queue_packets == 4 and slack_packets == 16
     for name in native.MESSAGE_FIELDS:
         assert np.array_equal(getattr(back, name), getattr(plan, name)), name
     assert back.host_pids == plan.host_pids
     assert back.host_addrs == plan.host_addrs
     assert back.host_rate_bps == plan.host_rate_bps
-    # 8-byte magic, 6 header fields, 6 message arrays, 3 host arrays, the subset.
-    assert (tmp_path / "plan.bin").stat().st_size == 8 + 8 * (6 + 6 * 3 + 3 * 3 + 2)
+    # 8-byte magic, 7 header fields, 6 message arrays, 3 host arrays, the subset.
+    assert (tmp_path / "plan.bin").stat().st_size == 8 + 8 * (7 + 6 * 3 + 3 * 3 + 2)
 
 
 @needs_cc
@@ -74,7 +74,8 @@ def test_no_compiler_says_how_to_fix(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("content, message", [
     (b"garbage", "not a sender plan file"),
-    (b"FABPLAN1" + np.array([3, 2, 1, 4, 47000, 1], dtype="<i8").tobytes(), "expected"),
+    (b"FABPLAN2" + np.array([3, 2, 1, 4, 16, 47000, 1], dtype="<i8").tobytes(), "expected"),
+    (b"FABPLAN2" + np.array([3, 2, 1, 4, 2, 47000, 1], dtype="<i8").tobytes(), "slack_packets=2"),
 ])
 def test_binary_rejects_a_malformed_plan_file(sender, tmp_path, content, message):
     (tmp_path / "plan.bin").write_bytes(content)
@@ -172,7 +173,7 @@ def test_no_compiler_for_the_receiver_says_how_to_fix(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("content, message", [
     (b"garbage", "not a receiver plan file"),
-    (b"FABPLAN1" + bytes(48), "not a receiver plan file"),                      # a sender plan
+    (b"FABPLAN2" + bytes(56), "not a receiver plan file"),                      # a sender plan
     (b"FABRECV1" + np.array([3, 2, 47000, 1], dtype="<i8").tobytes(), "expected"),  # truncated
     (_receiver_plan_bytes([1, 0, 2], [11]), "message 1: packets=0"),
     (_receiver_plan_bytes([1], [0]), "pid=0 out of range"),
