@@ -58,15 +58,17 @@ LADDER_MIN_PPS = 2_500         # a machine that cannot hold this cannot emulate 
 BISECT_UNTIL_RATIO = 1.1       # stop when highest-held and lowest-failed are within 10%
 ROUND_PPS = 500                # offered loads and budgets read as round numbers
 MAX_STEPS = 14                 # bounds the wall time (~4 s a step) when repeats keep failing
-CACHE_FORMAT = 2                # 2: steps hold at HOLD_SHORTFALL; 128-packet messages
+CACHE_FORMAT = 2                # 2: steps hold at HOLD_SHORTFALL; 64-packet messages
 CACHE_FILE = "calibration.json"
 
 # The bench fabric (also used by bench/emulator_bench.py).
 HOST_RATE_BPS = 400e9
 SENDERS = 16
 LOAD = 0.9                     # of line rate per sender: receivers' ports run at 90%, not at 1
-CHUNK_PACKETS = 128            # each sender offers its load in 128-packet messages (>= 10 ms each, the
-                               # shortest busy period the sender-throughput signal judges)
+# Each sender offers its load in 64-packet messages at line rate, one every 1/LOAD of their time:
+# 10 ms or more up to ~90k packets/s (the shortest busy period the sender-throughput signal judges),
+# and short enough that a receiver's port, at full rate while one lasts, builds little queue.
+CHUNK_PACKETS = 64
 
 Progress = Callable[[str, float], None]   # (message, fraction done)
 
