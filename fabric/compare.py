@@ -154,7 +154,7 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
     ``schedule_window`` (start_s, length_s) keeps only the messages starting in that window.
     """
     from fabric.economics import load_costs
-    from fabric.emu.scale import DEFAULT_BUDGET_PPS, choose_scale
+    from fabric.emu.scale import DEFAULT_BUDGET_PPS, choose_scale, design_budget_pps
     from fabric.mix import apply_mix
     from fabric.schedule import window
     from fabric.specs import load_fabric_spec
@@ -201,7 +201,8 @@ def plan_compare(designs: list[Path], traffic: Path, seed: int | None, costs: Pa
             schedule = window(schedule, *schedule_window)
         nic = {h: g.nodes[h]["nic_rate_bps"] for h in hosts(g)}
         link_rates = [d["rate_bps"] for _, _, d in g.edges(data=True)]
-        choice = choose_scale(schedule, nic, link_rates, budget_pps or DEFAULT_BUDGET_PPS) if engine == "emu" else None
+        choice = (choose_scale(schedule, nic, link_rates, design_budget_pps(spec, budget_pps or DEFAULT_BUDGET_PPS))
+                  if engine == "emu" else None)
         planned.append(PlannedDesign(Path(path), name, spec, g, facts, schedule, choice, mix, base_name, mapping))
     run_seed = seed if seed is not None else workload.seed
     if engine == "sim":

@@ -31,7 +31,7 @@ from fabric.emu.counters import run_sampler
 from fabric.emu.native import receiver_binary, rx_to_npz, sender_binary, tx_to_npz, write_plan, write_receiver_plan
 from fabric.emu.network import EmulatedFabric
 from fabric.emu.plan import VOQ_BUCKET_PACKETS, build_plan, voq_layout
-from fabric.emu.scale import ScaleChoice, choose_scale
+from fabric.emu.scale import ScaleChoice, choose_scale, design_budget_pps
 from fabric.emu.scheduler import Arrivals, run_scheduler
 from fabric.errors import EmulationError, SpecError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
@@ -120,7 +120,7 @@ def run(spec: FabricSpec, g: nx.MultiGraph, schedule: pd.DataFrame, out_dir: Pat
     budget_pps, budget_facts = _resolve_budget(options.budget_pps, report)
     options = replace(options, extra={**options.extra, "budget": budget_facts},
                       name=options.name or Path(out_dir).name)
-    choice: ScaleChoice = choose_scale(schedule, nic_rate, link_rates, budget_pps,
+    choice: ScaleChoice = choose_scale(schedule, nic_rate, link_rates, design_budget_pps(spec, budget_pps),
                                        options.payload_bytes, options.scale, options.dilation)
     with staged_run_dir(out_dir) as stage:
         _emulate(spec, g, schedule, stage, options, choice, report, started)

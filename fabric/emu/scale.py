@@ -28,6 +28,7 @@ could not be reached. A run that cannot fit at any sane ``k`` and ``D`` is refus
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -60,6 +61,22 @@ MAX_DILATION = 200.0
 # WALL_BUDGET_S (schedule span × D); what it could not reach shows in the `resolution` signal.
 RESOLUTION_PACKETS = 4
 WALL_BUDGET_S = 30.0
+
+
+# A scheduled design's credit scheduler shares the CPUs with the senders and the forwarding, and the
+# calibration bench has none: measured on the 2-vCPU VM, a tick costs it 1.2-1.4 ms of CPU for 64
+# VOQs (scheduler.parquet's tick_cpu_ns, mixed-inference), about 20 µs per VOQ.
+SCHEDULER_CPU_S_PER_VOQ_TICK = 20e-6
+
+
+def design_budget_pps(spec, budget_pps: int, cpus: int | None = None) -> int:
+    """The packet budget a design's runs plan with: the machine's, less the share of its CPUs a
+    scheduled design's credit scheduler takes (0.87 of it for the shipped one on 2 vCPUs)."""
+    if spec.kind != "scheduled":
+        return int(budget_pps)
+    voqs = spec.edges * spec.edges * spec.hosts_per_edge   # one per (ingress NCP, egress host port)
+    share = voqs * SCHEDULER_CPU_S_PER_VOQ_TICK / (spec.scheduler.tick_ns / 1e9) / (cpus or os.cpu_count() or 1)
+    return max(1, int(budget_pps * (1 - min(share, 0.5))))
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,13 @@ import numpy as np
 import pandas as pd
 
 from fabric.emu.agents import SENDER_NICE
-from fabric.emu.netlink import RTM_GETTCLASS, TcNetlink
+from fabric.emu.netlink import TcNetlink
 from fabric.emu.netns import enter_netns_of
 from fabric.emu.plan import VoqShape
 
 IDLE_SHARE = 0.01  # of a port's grant, split over the VOQs with nothing pending
 GRANT_HYSTERESIS = 0.02  # of the port's capacity
+KEEP_WITHIN = 0.05       # current grants stay while they drain a port's pending bytes this close to new ones
 MIN_GRANT_BPS = 8_000
 # A VOQ requests the bytes that reach it before the tick after next: one tick for the grant to
 # last, half a tick more for a late tick (scheduler_lateness warns at half a tick late).
@@ -108,6 +109,15 @@ class Arrivals:
             return {}
         got = self._arrived(to_ns - t0 - self.t_min) - self._arrived(from_ns - t0 - self.t_min)
         return {self.keys[i]: float(got[i]) for i in np.flatnonzero(got > 0.5)}
+
+
+def drained_by_s(pending_bits: dict[str, float], rates_bps: dict[str, float]) -> float:
+    """When the last VOQ of a port has sent what it has pending, at these rates (0 if nothing is).
+
+    >>> drained_by_s({"a": 100, "b": 0}, {"a": 50, "b": 1})
+    2.0
+    """
+    return max((bits / rates_bps[n] for n, bits in pending_bits.items() if bits > 0), default=0.0)
 
 
 def compute_grants(capacity_bps: float, pending_bits: dict[str, float], weights: dict[str, float],
@@ -176,49 +186,64 @@ def run_scheduler(voqs: list[VoqShape], ncp_pids: dict[str, int], tick_ns: int, 
         links[ncp] = TcNetlink()
         ifindex[ncp] = socket.if_nametoindex(next(v.ifb for v in voqs if v.ncp == ncp))
     by_dst: dict[str, list[VoqShape]] = {}
+    voqs_of: dict[str, list[VoqShape]] = {}
     for v in voqs:
         by_dst.setdefault(v.dst, []).append(v)
+        voqs_of.setdefault(v.ncp, []).append(v)
+    voq_classes = {ncp: frozenset(v.classid for v in of) for ncp, of in voqs_of.items()}
     current = {(v.ncp, v.dst): v.initial_rate_bps for v in voqs}
+    idle_split = {dst: True for dst in by_dst}  # the initial grants split every port over idle VOQs
     os.write(ready_fd, b"r")
 
     poller = select.poll()
     poller.register(stop_fd, select.POLLIN)
     rows = []
+    tick_cpu_ns: list[tuple[int, int]] = []
     last_tick = time.time_ns()
     next_tick = time.monotonic_ns() + tick_ns
     while True:
         now = time.time_ns()
+        cpu_start_ns = time.process_time_ns()
         interval = now - last_tick
         last_tick = now
         backlog: dict[tuple[str, str], int] = {}
         arriving = arrivals.between(now, now + int(LOOKAHEAD_TICKS * tick_ns))
         for ncp, nl in links.items():
-            by_class = {handle: st for idx, handle, _p, _k, st in nl.stats(RTM_GETTCLASS, ifindex[ncp])}
-            for v in voqs:
-                if v.ncp == ncp:
-                    st = by_class.get(v.classid)
-                    backlog[(ncp, v.dst)] = st[7] if st else 0
+            by_class = nl.class_backlogs(ifindex[ncp], voq_classes[ncp])
+            for v in voqs_of[ncp]:
+                backlog[(ncp, v.dst)] = by_class.get(v.classid, 0)
         for dst, items in by_dst.items():
             pending_bits = {v.ncp: (backlog[(v.ncp, dst)] + arriving.get((v.ncp, dst), 0.0)) * 8 for v in items}
-            grants = compute_grants(items[0].capacity_bps, pending_bits, weights, grant_fraction, tick_ns / 1e9)
-            # Decreases first, so the port is never oversubscribed even between two changes; every
-            # decrease is applied (the sum must stay within the grant), an increase only when it is
-            # worth a refilled bucket and a syscall (more than 2% of the port).
-            for v in sorted(items, key=lambda v: grants[v.ncp] - current[(v.ncp, dst)]):
-                key = (v.ncp, dst)
-                rate = max(grants[v.ncp], MIN_GRANT_BPS)
-                change = rate - current[key]
-                if change < 0 or change > GRANT_HYSTERESIS * v.capacity_bps:
-                    links[v.ncp].set_tbf_rate(ifindex[v.ncp], v.leaf_handle, v.classid, rate, burst_bytes,
-                                              v.buffer_bytes)
-                    current[key] = rate
+            if not any(pending_bits.values()) and idle_split.get(dst):
+                grants = None  # nothing pending and the port already split for idle VOQs: no change
+            else:
+                grants = compute_grants(items[0].capacity_bps, pending_bits, weights, grant_fraction, tick_ns / 1e9)
+                idle_split[dst] = not any(pending_bits.values())
+            # Grants change only when the current ones would drain what is pending more than
+            # KEEP_WITHIN later than the new ones (each change refills a bucket and costs a syscall).
+            # Then a change is applied when it moves a VOQ by more than 2% of the port, and every
+            # decrease too, first, so the port is never oversubscribed even between two changes
+            # (increases below 2% wait: the sum stays within the grant).
+            rates = {v.ncp: max(grants[v.ncp], MIN_GRANT_BPS) for v in items} if grants else {}
+            if rates and drained_by_s(pending_bits, {v.ncp: current[(v.ncp, dst)] for v in items}) > (
+                    drained_by_s(pending_bits, rates) * (1 + KEEP_WITHIN)):
+                for v in sorted(items, key=lambda v: rates[v.ncp] - current[(v.ncp, dst)]):
+                    key = (v.ncp, dst)
+                    change = rates[v.ncp] - current[key]
+                    if change < 0 or change > GRANT_HYSTERESIS * v.capacity_bps:
+                        links[v.ncp].set_tbf_rate(ifindex[v.ncp], v.leaf_handle, v.classid, rates[v.ncp],
+                                                  burst_bytes, v.buffer_bytes)
+                        current[key] = rates[v.ncp]
             for v in items:
                 rows.append((now, interval, v.ncp, dst, backlog[(v.ncp, dst)], current[(v.ncp, dst)]))
+        tick_cpu_ns.append((now, time.process_time_ns() - cpu_start_ns))
         wait_ms = max(0.0, (next_tick - time.monotonic_ns()) / 1e6)
         next_tick += tick_ns
         if poller.poll(wait_ms):
             break
         if time.monotonic_ns() > next_tick:
             next_tick = time.monotonic_ns() + tick_ns  # fell behind: do not try to catch up
-    pd.DataFrame(rows, columns=["t_ns", "tick_interval_ns", "ncp", "dst", "backlog_bytes", "granted_bps"]).to_parquet(
-        out_path, index=False)
+    ticks = pd.DataFrame(rows, columns=["t_ns", "tick_interval_ns", "ncp", "dst", "backlog_bytes", "granted_bps"])
+    # What each tick cost the scheduler in CPU time: taken from the senders when it runs on their vCPU.
+    ticks = ticks.merge(pd.DataFrame(tick_cpu_ns, columns=["t_ns", "tick_cpu_ns"]), on="t_ns", how="left")
+    ticks.to_parquet(out_path, index=False)

@@ -63,7 +63,7 @@ LINK_COLUMNS = {
 CPU_COLUMNS = {"t_ns": "int64", "some_avg10": "float64", "some_total_us": "int64", "full_total_us": "int64"}
 
 SCHEDULER_COLUMNS = {"t_ns": "int64", "tick_interval_ns": "int64", "ncp": "object", "dst": "object",
-                     "backlog_bytes": "int64", "granted_bps": "int64"}
+                     "backlog_bytes": "int64", "granted_bps": "int64", "tick_cpu_ns": "int64"}
 
 # One row per request that sent its KV cache, in real seconds of the schedule: it arrived, waited
 # for a free prefill instance, was prefilled (its KV messages start at prefill_done_s). Queueing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +121,17 @@ def test_the_scheduler_knows_what_reaches_each_voq_before_it_lands():
         got = arrivals.between(a, b)
         for key in per_voq:
             assert got.get(key, 0.0) == pytest.approx(by_definition(key, a, b), rel=1e-6, abs=1.0)
+
+
+def test_a_scheduled_design_plans_with_the_budget_its_credit_scheduler_leaves():
+    from fabric.emu.scale import SCHEDULER_CPU_S_PER_VOQ_TICK, design_budget_pps
+    from fabric.specs import load_fabric_spec
+
+    repo = Path(__file__).resolve().parents[2]
+    leaf_spine = load_fabric_spec(repo / "topologies" / "leaf-spine-ecmp.yaml")
+    scheduled = load_fabric_spec(repo / "topologies" / "scheduled-fabric.yaml")
+    assert design_budget_pps(leaf_spine, 40_000, cpus=2) == 40_000
+    # 4 NCPs x 16 host ports = 64 VOQs, a 5 ms tick, 2 vCPUs.
+    share = 64 * SCHEDULER_CPU_S_PER_VOQ_TICK / 0.005 / 2
+    assert design_budget_pps(scheduled, 40_000, cpus=2) == int(40_000 * (1 - share))
+    assert 0.8 < 1 - share < 0.95
