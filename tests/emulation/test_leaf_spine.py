@@ -91,3 +91,29 @@ def test_incast_loss_and_queueing_delay_follow_the_buffer(emulate):
     print(f"\nincast 4:1: loss {loss:.3f} (expect 0.75); median queueing {queueing_s * 1e3:.2f} ms vs buffer/rate "
           f"{expected_s * 1e3:.2f} ms; p99 OWD {incast_p99 * 1e6:.0f} us vs noise p99 {noise_p99 * 1e6:.1f} us")
     assert incast_p99 >= 100 * noise_p99, f"incast p99 {incast_p99 * 1e6:.0f} us vs noise p99 {noise_p99 * 1e6:.0f} us"
+
+
+def test_a_message_starting_on_a_busy_host_waits_behind_a_few_packets_not_the_whole_queue(emulate):
+    from fabric.emu.runner import HOST_SLACK_PACKETS, HOST_TARGET_QUEUE_PACKETS
+
+    # h1 sends one long message for 1.2 s at line rate; small messages start from h1 while it is busy,
+    # and at the same instants from the idle h2: what h2's wait shows is this machine's own lateness.
+    spec = small_spec()
+    long_bytes = 100e9 / 8 * 1.2
+    starts = [0.2, 0.4, 0.6, 0.8, 1.0]
+    rows = [(0.0, "h1", "h6", long_bytes, "background")]
+    rows += [(t, "h1", "h7", 64_000, "background") for t in starts]
+    rows += [(t, "h2", "h8", 64_000, "background") for t in starts]
+    _, run_json, packets, msgs, _ = emulate(spec, messages(rows), scale=1000.0)
+    packet_us = PACKET_WIRE_BYTES * 8 / (100e9 / run_json["scale_k"]) * 1e6
+    # When the first packet left the host NIC (the kernel's TX stamp), after the scheduled start.
+    first_tx_ns = packets[packets.seq == 0].set_index("msg_id")["tx_ns"]
+    wait_us = (msgs.msg_id.map(first_tx_ns) - msgs.t_sched_ns) / 1e3
+    busy = wait_us[(msgs.src == "h1") & (msgs.bytes == 64_000)]
+    idle = wait_us[msgs.src == "h2"]
+    print(f"\nfirst packet's wait: busy host {busy.round(0).tolist()} us, idle host {idle.round(0).tolist()} us; "
+          f"a packet takes {packet_us:.0f} us")
+    # Behind at most the queue the sender lets drain to (plus the packet on the wire), never the
+    # whole slack it keeps otherwise.
+    assert busy.max() - idle.max() <= (HOST_TARGET_QUEUE_PACKETS + 1) * packet_us
+    assert HOST_SLACK_PACKETS > 2 * (HOST_TARGET_QUEUE_PACKETS + 1)
