@@ -497,8 +497,8 @@ int main(int argc, char **argv)
                 if (!may_queue(hs, hs->free_at_ns, now, next_start)) {
                     /* Room comes as the queue drains: to the deep slack, or (when the next message is
                      * due first) to the shallow one; that message's start wakes the loop anyway. */
-                    int64_t ready = hs->free_at_ns - (hs->free_at_ns > next_start + hs->slack_ns ? hs->slack_ns
-                                                                                                 : hs->deep_slack_ns);
+                    int next_binds = next_start != INT64_MAX && hs->free_at_ns > next_start + hs->slack_ns;
+                    int64_t ready = hs->free_at_ns - (next_binds ? hs->slack_ns : hs->deep_slack_ns);
                     if (ready < wake)
                         wake = ready;
                     continue;
