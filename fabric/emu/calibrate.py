@@ -13,7 +13,7 @@ emulator fails shows:
 * ``sender_rate_shortfall`` <= :data:`HOLD_SHORTFALL` (senders keep their NICs busy, on schedule).
   That is a fifth of the signal's warn threshold: a message on an idle fabric may finish at most 5%
   behind its ideal (tests/emulation/test_idle_fabric.py), and a run at the budget must not spend
-  that on its senders. At the warn threshold (10%) runs at 0.8 of the load came out 5-10% slow;
+  that on its senders. At the warn threshold (10%) runs at 0.8 of the load came out 5-7.5% slow;
 * the emulator's own loss — host-side loss, and packets lost but counted by no queue's drop
   counter (backlog queues, sockets) — <= the ``host_side_loss_ratio`` warn threshold (zero).
 

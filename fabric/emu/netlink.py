@@ -26,13 +26,9 @@ TC_H_ROOT = 0xFFFFFFFF
 
 NLMSGHDR = struct.Struct("=IHHII")
 TCMSG = struct.Struct("=BxxxiIII")
-TCMSG_HANDLE = struct.Struct("=I")
-TCMSG_HANDLE_OFFSET = 8               # family (1) + padding (3) + ifindex (4)
 RTATTR = struct.Struct("=HH")
 # struct tc_stats: bytes, packets, drops, overlimits, bps, pps, qlen, backlog
 TC_STATS = struct.Struct("=QIIIIIII")
-TC_STATS_BACKLOG = struct.Struct("=I")
-TC_STATS_BACKLOG_OFFSET = 8 + 4 * 6   # after bytes (u64) and six u32 counters
 # struct tc_ratespec: cell_log, linklayer, overhead, cell_align, mpu, rate
 TC_RATESPEC = struct.Struct("=BBHhHI")
 # struct tc_tbf_qopt: rate, peakrate (tc_ratespec each), limit, buffer, mtu
@@ -117,22 +113,16 @@ class TcNetlink:
 
     def class_backlogs(self, ifindex: int, handles: frozenset[int]) -> dict[int, int]:
         """Backlog in bytes of the classes ``handles`` of one device: the credit scheduler's one
-        read per NCP per tick, so it parses only the tc_stats attribute of the classes asked for
-        (:meth:`stats` parses every attribute of every class)."""
+        read per NCP per tick, so the other classes (half of them: each VOQ's TBF shows a class too)
+        are skipped before their attributes are parsed."""
         out = {}
         for data, body, end in self._dump(RTM_GETTCLASS, ifindex):
-            handle = TCMSG_HANDLE.unpack_from(data, body + TCMSG_HANDLE_OFFSET)[0]
+            handle = TCMSG.unpack_from(data, body)[2]
             if handle not in handles:
                 continue
-            at = body + TCMSG.size
-            while at + 4 <= end:
-                length, kind = RTATTR.unpack_from(data, at)
-                if length < 4:
-                    break
-                if kind & 0x7FFF == TCA_STATS and length - 4 >= TC_STATS.size:
-                    out[handle] = TC_STATS_BACKLOG.unpack_from(data, at + 4 + TC_STATS_BACKLOG_OFFSET)[0]
-                    break
-                at += _align(length)
+            attrs = _attrs(data, body + TCMSG.size, end)
+            if TCA_STATS in attrs and attrs[TCA_STATS][1] >= TC_STATS.size:
+                out[handle] = TC_STATS.unpack_from(data, attrs[TCA_STATS][0])[7]
         return out
 
     def set_tbf_rate(self, ifindex: int, handle: int, parent: int, rate_bps: int, burst_bytes: int,

@@ -56,6 +56,11 @@ MIN_GRANT_BPS = 8_000
 LOOKAHEAD_TICKS = 1.5
 
 
+def _prefix_sums(x: np.ndarray) -> np.ndarray:
+    """0, x[0], x[0] + x[1], ...: a sum over sorted positions i..j is one subtraction."""
+    return np.concatenate([[0.0], np.cumsum(x)])
+
+
 class Arrivals:
     """When the plan's bytes reach each VOQ: each message's wire bytes arrive evenly from its start
     over its duration (wall-clock ns after the load's start t0).
@@ -84,11 +89,9 @@ class Arrivals:
         by_end = np.lexsort((e, voq))
         self.start_keys = voq[by_start] * self.span + s[by_start]
         self.end_keys = voq[by_end] * self.span + e[by_end]
-        def prefix(x):
-            return np.concatenate([[0.0], np.cumsum(x)])
-        self.r_by_start, self.rs_by_start = prefix(rate[by_start]), prefix((rate * s)[by_start])
-        self.w_by_end, self.r_by_end, self.rs_by_end = (prefix(wire[by_end]), prefix(rate[by_end]),
-                                                        prefix((rate * s)[by_end]))
+        self.r_by_start, self.rs_by_start = _prefix_sums(rate[by_start]), _prefix_sums((rate * s)[by_start])
+        self.w_by_end = _prefix_sums(wire[by_end])
+        self.r_by_end, self.rs_by_end = _prefix_sums(rate[by_end]), _prefix_sums((rate * s)[by_end])
         self.base = np.arange(len(self.keys), dtype=np.float64) * self.span
 
     def _arrived(self, t_rel_ns: float) -> np.ndarray:
@@ -192,7 +195,6 @@ def run_scheduler(voqs: list[VoqShape], ncp_pids: dict[str, int], tick_ns: int, 
         voqs_of.setdefault(v.ncp, []).append(v)
     voq_classes = {ncp: frozenset(v.classid for v in of) for ncp, of in voqs_of.items()}
     current = {(v.ncp, v.dst): v.initial_rate_bps for v in voqs}
-    idle_split = {dst: True for dst in by_dst}  # the initial grants split every port over idle VOQs
     os.write(ready_fd, b"r")
 
     poller = select.poll()
@@ -214,11 +216,9 @@ def run_scheduler(voqs: list[VoqShape], ncp_pids: dict[str, int], tick_ns: int, 
                 backlog[(ncp, v.dst)] = by_class.get(v.classid, 0)
         for dst, items in by_dst.items():
             pending_bits = {v.ncp: (backlog[(v.ncp, dst)] + arriving.get((v.ncp, dst), 0.0)) * 8 for v in items}
-            if not any(pending_bits.values()) and idle_split.get(dst):
-                grants = None  # nothing pending and the port already split for idle VOQs: no change
-            else:
-                grants = compute_grants(items[0].capacity_bps, pending_bits, weights, grant_fraction, tick_ns / 1e9)
-                idle_split[dst] = not any(pending_bits.values())
+            # Nothing pending: any grants drain nothing at once, so they stay (KEEP_WITHIN below).
+            grants = (compute_grants(items[0].capacity_bps, pending_bits, weights, grant_fraction, tick_ns / 1e9)
+                      if any(pending_bits.values()) else None)
             # Grants change only when the current ones would drain what is pending more than
             # KEEP_WITHIN later than the new ones (each change refills a bucket and costs a syscall).
             # Then a change is applied when it moves a VOQ by more than 2% of the port, and every

@@ -16,6 +16,7 @@ from fabric.analysis.fidelity import ENGINE_ONLY
 from fabric.analysis.run_metrics import write_metrics
 from fabric.errors import BudgetError
 from fabric.probe import WIRE_OVERHEAD_BYTES
+from fabric.specs import load_fabric_spec
 from tests.emulation.conftest import assert_fidelity_holds, messages, small_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +104,8 @@ def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):
     # (the noise floor's p99). Whether ECMP's victim does worse depends on where the hash puts it
     # (p99 150-310 µs on the same VM), so it is printed, not asserted.
     run = json.loads((tmp_path / "scheduled-fabric" / "run.json").read_text())
-    fabric_rate_bps = 400e9 / (run["scale_k"] * run["dilation"])  # scheduled-fabric.yaml: 400G NCP-NCF links
+    spec = load_fabric_spec(REPO / "topologies" / "scheduled-fabric.yaml")
+    fabric_rate_bps = spec.effective_fabric_link_rate_bps / (run["scale_k"] * run["dilation"])
     one_packet_us = (run["payload_bytes"] + WIRE_OVERHEAD_BYTES) * 8e6 / fabric_rate_bps
     victim = sched["classes"]["victim"]["owd_us"]
     bound_us = float(victim["rx_p50"]) + one_packet_us + float(sched["noise_floor"]["owd_us"]["p99"])
