@@ -7,8 +7,9 @@ Measured completion
     MCT = arrival of the message's last packet − scheduled start. Arrival times in a run directory
     include each packet's serialization at every hop it crossed (``packets.ser_ns``, see
     :mod:`fabric.rundir`), so a message can never beat its bytes at line rate. A message with a
-    lost packet is completed by the loss-recovery model (:func:`recovery_completion_ns`) and
-    flagged ``recovered``.
+    lost packet is completed by the loss-recovery model (:func:`resend_completion_ns`: go-back-N
+    after a timeout, the run's resends taking turns on the NICs they cross) and flagged
+    ``recovered``.
 
 Ideal completion (the contention-free timeline, in the engine's own units)
     Each message enters the timeline when the engine actually began sending it (never before
@@ -198,6 +199,31 @@ def recovery_completion_ns(first_lost_tx_ns: np.ndarray, resend_bytes: np.ndarra
     return t + float(rto_ns) + ser + float(idle_path_delay_ns)
 
 
+def resend_completion_ns(first_lost_ns: np.ndarray, resend_bytes: np.ndarray, payload_bytes: float,
+                         rto_ns: float, src: np.ndarray, dst: np.ndarray, send_rate_bps: np.ndarray,
+                         recv_rate_bps: np.ndarray, forward_ns: np.ndarray, idle_path_delay_ns: float) -> np.ndarray:
+    """When each recovered message completes, in ns after its first lost packet was sent, if the
+    resends share the NICs they cross. ``first_lost_ns`` is int64 on one clock for all messages
+    (absolute is fine: it is re-based before any float arithmetic).
+
+    Each resend is a message of its own: it starts when the first lost packet's timer expires
+    (``first_lost_ns + rto_ns``), carries ``resend_bytes`` (go-back-N: everything from that packet
+    on) and takes its turn on its sender's and its receiver's NIC with the *other resends* of the
+    run (:func:`ideal_completion_ns`). :func:`recovery_completion_ns` alone resends every message at
+    its sender's full line rate at once: when many senders lose packets into one port (an incast,
+    a hot expert's dispatch), their resends would all "arrive" in one packet time, which no port
+    can carry. The originals still arriving at that port are not counted, so this stays a lower
+    bound: one recovery round, every resend delivered.
+    """
+    timer_ns = np.asarray(first_lost_ns, np.int64) + int(rto_ns)
+    if timer_ns.size == 0:
+        return np.empty(0)
+    resend = np.asarray(resend_bytes, np.float64)
+    packets = np.maximum(np.ceil(resend / float(payload_bytes)), 1).astype(np.int64)
+    return float(rto_ns) + ideal_completion_ns(timer_ns, src, dst, resend, packets, payload_bytes, send_rate_bps,
+                                               recv_rate_bps, forward_ns, idle_path_delay_ns)
+
+
 def message_completion(messages: pd.DataFrame, receipt: pd.DataFrame, send_rate_bps: np.ndarray,
                        recv_rate_bps: np.ndarray, idle_path_delay_ns: float, rto_ns: float,
                        payload_bytes: float | None = None) -> pd.DataFrame:
@@ -240,9 +266,6 @@ def message_completion(messages: pd.DataFrame, receipt: pd.DataFrame, send_rate_
     first_lost = np.where(first_lost < 0, sched, first_lost)
     resend = np.where(no_record, messages["bytes_emulated"].to_numpy(np.float64), resend)
     send_rate = np.asarray(send_rate_bps, np.float64)
-    # Everything relative to the scheduled start, in integers until the subtraction is done.
-    rec_mct = recovery_completion_ns((first_lost - sched).astype(np.float64), resend, send_rate,
-                                     rto_ns, idle_path_delay_ns)
     rx_mct = (receipt["last_rx_ns"].to_numpy(np.int64) - sched).astype(np.float64)
     bits = wire_bits(messages["bytes_emulated"].to_numpy(), messages["packets"].to_numpy())
     forward = receipt["forward_ns"].to_numpy(np.float64) if "forward_ns" in receipt else np.zeros(len(sched))
@@ -250,6 +273,13 @@ def message_completion(messages: pd.DataFrame, receipt: pd.DataFrame, send_rate_
     emulated = messages["bytes_emulated"].to_numpy(np.float64)
     if payload_bytes is None:
         payload_bytes = float(np.max(np.ceil(emulated / np.maximum(n_packets, 1)), initial=1.0))
+    # The resends share one timeline: absolute times in, re-based to each message's start after.
+    rec_mct = np.full(len(sched), np.nan)
+    rec_mct[recovered] = (first_lost[recovered] - sched[recovered]) + resend_completion_ns(
+        first_lost[recovered], resend[recovered], payload_bytes, rto_ns,
+        messages["src"].to_numpy(dtype=object)[recovered], messages["dst"].to_numpy(dtype=object)[recovered],
+        send_rate[recovered], np.asarray(recv_rate_bps, np.float64)[recovered], forward[recovered],
+        idle_path_delay_ns)
     # The ideal timeline starts each message when the engine actually began sending it (never
     # before its schedule): how late an engine starts is its own fidelity signal (sender
     # lateness), not the fabric's doing.
@@ -258,9 +288,7 @@ def message_completion(messages: pd.DataFrame, receipt: pd.DataFrame, send_rate_
     ideal = (began - sched) + ideal_completion_ns(
         began, messages["src"].to_numpy(dtype=object), messages["dst"].to_numpy(dtype=object), emulated, n_packets,
         payload_bytes, send_rate, recv_rate_bps, forward, idle_path_delay_ns)
-    # A message that lost packets cannot complete before its contention-free ideal: the recovery
-    # model resends at the sender's line rate and does not see the receiver the resends share
-    # (an incast of hot-expert dispatches would otherwise "recover" faster than it could ever arrive).
+    # A message that lost packets cannot complete before its contention-free ideal either.
     mct = np.where(recovered, np.fmax(rec_mct, ideal), rx_mct)
     done = np.where(np.isfinite(mct), sched + np.nan_to_num(np.rint(mct)).astype(np.int64), -1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -391,7 +391,8 @@ def analyze_frames(frames: dict) -> dict:
         "noise_floor": {"owd_us": noise_stats},
         "loss_recovery": {
             "model": "go-back-N from the first lost packet after one retransmission timeout; "
-                     "resent at the sender's line rate; resent packets assumed delivered",
+                     "the resends take turns on the NICs they cross with the run's other resends; resent packets "
+                     "assumed delivered",
             "rto_ns": rto_ns, "idle_path_delay_ns": idle_ns,
             "rto_source": "run.json loss_recovery.rto_ns" if "rto_ns" in rec else "default",
             "recovered_messages": int(comp["recovered"].sum()),

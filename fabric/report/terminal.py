@@ -172,7 +172,7 @@ def cpmt_explain(r: dict) -> str:
                f"mixes NICs; each NIC's messages back to back, no fabric contention) + idle path delay "
                f"{idle * 1e6:.1f} µs")
     out.append(f"  measured = t_rx_last − t_sched; {r['recovered_messages']} message(s) with lost packets charged "
-               f"first lost packet's send + RTO {val('loss_recovery.rto_s', 0) * 1e3:.1f} ms + go-back-N resend from the first lost packet")
+               f"first lost packet's send + RTO {val('loss_recovery.rto_s', 0) * 1e3:.1f} ms + go-back-N resend from the first lost packet (the run's resends take turns on their NICs)")
     out.append("Step 2 — η per pattern")
     kv = p.get("kv")
     if kv:

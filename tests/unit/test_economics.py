@@ -16,6 +16,7 @@ from fabric import economics as E
 from fabric.catalog.network import load_network_parts, price_bom
 from fabric.economics.derating import workload_from_run
 from fabric.errors import CostError
+from fabric.probe import WIRE_OVERHEAD_BYTES
 from fabric.rundir import write_table
 from fabric.specs import parse_fabric_spec
 from tests.rundirs import write_run
@@ -364,11 +365,14 @@ def test_kv_loss_pays_recovery_penalty(tmp_path):
     frame = E.message_times(run)
     rec = frame[frame["recovered"]]
     assert len(rec) == 5
-    # go-back-N from the first lost packet: its send time + RTO + resend of the tail + idle delay
+    # go-back-N from the first lost packet: its send time + RTO + resend of the tail (payload and
+    # headers, alone on its NICs) + idle delay
     per = (KV_SHARD_BYTES // 1000) // n
     resend_real = (n - first_seq) * per * KV_SHARD_BYTES / (KV_SHARD_BYTES // 1000)
+    headers_s = (n - first_seq) * WIRE_OVERHEAD_BYTES * 8 / (RATE_BPS / 1000)
     first_tx_s = first_seq * per * 8 / (RATE_BPS / 1000)
-    expected = rec["t_start_s"] + first_tx_s + RTO_NS / 1e9 + resend_real * 8 / RATE_BPS + IDLE_NS / 1e9
+    expected = (rec["t_start_s"] + first_tx_s + RTO_NS / 1e9 + resend_real * 8 / RATE_BPS + headers_s
+                + IDLE_NS / 1e9)
     assert rec["measured_done_s"].to_numpy() == pytest.approx(expected.to_numpy(), abs=2e-9)
 
     r = E.cpmt_for_run(run, costs)
@@ -382,8 +386,11 @@ def test_loss_without_packet_records_resends_whole_message(tmp_path):
     run = make_run(tmp_path / "run", lost={0: 5}, with_packets=False)
     rec = E.message_times(run).query("recovered")
     assert len(rec) == 1
-    # from t_tx_first = start; the resent bytes are the emulated ones (real ÷ k, rounded down)
-    expected = (KV_SHARD_BYTES // 1000) * 8 / (RATE_BPS / 1000) + RTO_NS / 1e9 + IDLE_NS / 1e9
+    # from t_tx_first = start; the resent bytes are the emulated ones (real ÷ k, rounded down), each
+    # of its packets with its headers
+    n = int(np.ceil((KV_SHARD_BYTES // 1000) / PAYLOAD))
+    wire_bits = ((KV_SHARD_BYTES // 1000) + n * WIRE_OVERHEAD_BYTES) * 8
+    expected = wire_bits / (RATE_BPS / 1000) + RTO_NS / 1e9 + IDLE_NS / 1e9
     assert float(rec["measured_done_s"].iloc[0] - rec["t_start_s"].iloc[0]) == pytest.approx(expected, rel=1e-9)
 
 

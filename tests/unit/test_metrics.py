@@ -180,7 +180,8 @@ def test_duplicates_counted_once():
 
 def test_mct_under_go_back_n_recovery_model():
     # 10 packets x 1000 B at 8 Mbit/s: 1 ms each. Packet 3 (sent at T+3 ms) lost.
-    # RTO 4 ms, idle path 50 µs: done = T + 3 + 4 + 7 x 1 + 0.05 ms = T + 14.05 ms.
+    # RTO 4 ms, idle path 50 µs: the 7 packets from it on are resent with their headers (1042 B on
+    # the wire, 1.042 ms each): done = T + 3 + 4 + 7 x 1.042 + 0.05 ms = T + 14.344 ms.
     T = 1_000_000_000
     msgs = pd.DataFrame({"src": ["h0", "h1"], "dst": ["h2", "h3"], "t_sched_ns": [T, T], "t_tx_first_ns": [T, T],
                          "bytes_emulated": [10_000, 10_000], "packets": [10, 10]})
@@ -190,13 +191,33 @@ def test_mct_under_go_back_n_recovery_model():
     rate = np.array([8e6, 8e6])
     c = C.message_completion(msgs, receipt, rate, rate, idle_path_delay_ns=50_000, rto_ns=4_000_000)
     assert c["recovered"].tolist() == [True, False]
-    assert c["mct_ns"].iloc[0] == pytest.approx(14_050_000)
+    assert c["mct_ns"].iloc[0] == pytest.approx(14_344_000)
     assert c["mct_ns"].iloc[1] == pytest.approx(10_500_000)   # complete: last arrival − sched
     # ideal: wire bytes (10 x (1000 + 42 B of headers)) at 8 Mbit/s + idle path delay
     assert c["ideal_ns"].iloc[0] == pytest.approx(10_470_000)
     assert c["line_rate_ns"].iloc[0] == pytest.approx(10_420_000)
-    assert c["slowdown"].iloc[0] == pytest.approx(14.05 / 10.47)
+    assert c["slowdown"].iloc[0] == pytest.approx(14.344 / 10.47)
     assert c["slowdown"].iloc[1] == pytest.approx(10.5 / 10.47)
+
+
+def test_resends_into_one_port_take_turns_on_it():
+    # An incast that lost everything: 4 senders x 10 packets x 1000 B into one receiver, all at
+    # 8 Mbit/s (1.042 ms a packet with headers), every packet lost at T. After the RTO the 40
+    # resent packets all cross the receiver's NIC: the last is done 4 + 40 x 1.042 ms + idle after
+    # T, not 4 + 10 x 1.042 (each sender's resend alone at line rate) nor the loss-free ideal.
+    T = 1_000_000_000
+    n = 4
+    msgs = pd.DataFrame({"src": [f"h{i}" for i in range(n)], "dst": ["r"] * n, "t_sched_ns": [T] * n,
+                         "t_tx_first_ns": [T] * n, "bytes_emulated": [10_000] * n, "packets": [10] * n})
+    receipt = pd.DataFrame({"n_rows": [10] * n, "n_received": [0] * n, "last_rx_ns": [-1] * n,
+                            "first_lost_tx_ns": [T] * n, "resend_bytes": [10_000] * n})
+    rate = np.full(n, 8e6)
+    c = C.message_completion(msgs, receipt, rate, rate, idle_path_delay_ns=50_000, rto_ns=4_000_000)
+    assert c["recovered"].all()
+    assert c["mct_ns"].max() == pytest.approx(4_000_000 + 40 * 1_042_000 + 50_000)
+    assert c["ideal_ns"].max() == pytest.approx(40 * 1_042_000 + 50_000)
+    # Round-robin on the receiver: every resend finishes within its last round of turns.
+    assert c["mct_ns"].min() >= 4_000_000 + 37 * 1_042_000
 
 
 def test_processor_sharing_finish_times():
