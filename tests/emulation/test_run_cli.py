@@ -10,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fabric.analysis.fidelity import ENGINE_ONLY
 from fabric.analysis.run_metrics import write_metrics
+from fabric.emu.scale import RESOLUTION_PACKETS
 from fabric.errors import BudgetError
 from fabric.probe import WIRE_OVERHEAD_BYTES
 from fabric.specs import load_fabric_spec
@@ -64,12 +66,16 @@ def test_every_shipped_profile_runs_on_the_leaf_spine_design(tmp_path, profile):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classes"], "no traffic class was measured"
     # A normal run of a shipped profile keeps the emulator's invariants (README, Fidelity). Besides
-    # the machine's own load, the one allowed warning is resolution: tp-allreduce-405b's decode
-    # all-reduces (512 KB per ring step) stay single packets at any k this machine's budget allows
-    # within the wall-time bound.
+    # the machine's own load, the one allowed warning is resolution, where the run's scale choice
+    # says it could not keep the median η-setting message at RESOLUTION_PACKETS within the
+    # wall-time bound at this machine's budget (tp-allreduce-405b's 512 KB decode ring steps stay
+    # single packets on any VM of this kind; mixed-inference's all-to-alls do at half this VM's).
     fidelity = metrics["fidelity"]
-    print(f"\n{profile.stem}: {fidelity['verdict']} {fidelity['reasons']} resolution {fidelity['detail']['resolution']}")
-    assert_fidelity_holds(fidelity, ("resolution",) if profile.stem == "tp-allreduce-405b" else ())
+    scale = json.loads((out / "run.json").read_text())["scale"]
+    print(f"\n{profile.stem}: {fidelity['verdict']} {fidelity['reasons']} resolution {fidelity['detail']['resolution']}"
+          f" (k = {scale['k']:g}, D = {scale['dilation']:g}, median eta-setting message {scale['resolution_packets']} packets)")
+    traded = scale["resolution_packets"] is not None and scale["resolution_packets"] < RESOLUTION_PACKETS
+    assert_fidelity_holds(fidelity, ("resolution",) if traded else ())
     assert set(fidelity["detail"]["resolution"]) == set(metrics["classes"])
 
 
@@ -85,10 +91,17 @@ def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):
         assert m["spine_imbalance"]["max_over_mean"] >= 1.0
         assert m["classes"]["victim"]["owd_us"]["n"] > 0
     ecmp, spray, sched = facts["leaf-spine-ecmp"], facts["leaf-spine-spray"], facts["scheduled-fabric"]
-    # The differences the comparison is about show in metrics.json: hashing imbalances the spines,
-    # spraying does not; the scheduled fabric holds the incast in its VOQs and keeps the victim fast.
-    assert spray["spine_imbalance"]["max_over_mean"] < ecmp["spine_imbalance"]["max_over_mean"]
-    assert sched["spine_imbalance"]["max_over_mean"] < 1.05
+    # The differences the comparison is about: hashing pins each flow to one spine, spraying (and
+    # the scheduled fabric's cell spraying) deals an edge switch's packets to its cores in turn; the
+    # scheduled fabric holds the incast in its VOQs and keeps the victim fast. Spraying is judged
+    # by packets: in bytes, a message's short last packet lands on the same core each round, which
+    # weighs more the fewer packets a message has (the larger k this machine's budget needs): byte
+    # imbalance 1.01 at k = 2000, 1.16 at k = 5000.
+    print(f"\ncore imbalance (bytes): ECMP {ecmp['spine_imbalance']['max_over_mean']:.3f}, spray "
+          f"{spray['spine_imbalance']['max_over_mean']:.3f}, scheduled {sched['spine_imbalance']['max_over_mean']:.3f}")
+    for design in ("leaf-spine-spray", "scheduled-fabric"):
+        spread = _uplink_packet_spread(tmp_path / design / "links.parquet")
+        assert (spread <= 1).all(), (design, spread.to_dict())
     # VOQs and credits: the incast waits at the ingress instead of overflowing the egress port. The
     # emulated scheduler grants every 5 ms of wall time from a process that can itself be late and
     # then drops a few packets (seen on clean-clone runs: 1 and 4.6 of 560), so the bound is relative
@@ -112,6 +125,14 @@ def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):
     print(f"victim rx p99: scheduled fabric {float(victim['rx_p99']):.1f} µs (bound {bound_us:.1f}), "
           f"ECMP {float(ecmp['classes']['victim']['owd_us']['rx_p99']):.1f} µs")
     assert float(victim["rx_p99"]) <= bound_us
+
+
+def _uplink_packet_spread(links_path: Path) -> pd.Series:
+    """Per edge switch: most minus fewest packets sent to one of its cores over the run."""
+    links = pd.read_parquet(links_path)
+    uplinks = links[(links["kind"] == "fabric") & links["node"].str.match(r"(leaf|ncp)\d+$")]
+    sent = uplinks.sort_values("t_ns").groupby(["node", "peer"])["tx_packets"].last()
+    return sent.groupby(level="node").agg(lambda s: int(s.max() - s.min()))
 
 
 def test_a_load_beyond_the_packet_budget_is_refused_before_anything_is_built(tmp_path):
