@@ -293,21 +293,6 @@ def run_idle_path_delay_ns(run: dict, noise: pd.DataFrame) -> float:
     return M.idle_path_delay_ns(noise)
 
 
-def granted_port_share(run: dict) -> float:
-    """The share of a host port's rate the emulator's credit scheduler can grant (1 elsewhere).
-
-    The emulated scheduler grants at most ``grant_fraction`` of a port (headroom for its own late
-    ticks) and keeps ``idle_share`` of that for the port's VOQs with nothing pending (so a message
-    it did not foresee does not wait a tick at rate zero): 0.98 × 0.99 = 0.97 for the shipped design.
-    That is the emulator's machinery, not the fabric's (the simulator's scheduler has neither), so
-    the ideal's receiving NICs run at this share and an idle fabric is not charged for it.
-    """
-    facts = run.get("scheduler") or {}
-    if "grant_fraction" not in facts:
-        return 1.0
-    return float(facts["grant_fraction"]) * (1.0 - float(facts.get("idle_share", 0.0)))
-
-
 def completions(frames: dict, prep: dict | None = None, fallback_rate_bps: float = M.NAN,
                 rto_ns: float | None = None, idle_ns: float | None = None) -> tuple[pd.DataFrame, dict]:
     """The run's per-message completion table (:mod:`fabric.analysis.completion`), aligned with
@@ -328,7 +313,6 @@ def completions(frames: dict, prep: dict | None = None, fallback_rate_bps: float
     idle_ns = run_idle_path_delay_ns(run, frames["noise"]) if idle_ns is None else idle_ns
     send_rate = M.sender_line_rate_bps(links, msgs["src"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
     recv_rate = M.receiver_line_rate_bps(links, msgs["dst"].astype(str).to_numpy(dtype=object), fallback_rate_bps)
-    recv_rate = recv_rate * granted_port_share(run)
     receipt = prep["receipt"].copy()
     # Messages without any packet record (a run written without them) complete from their
     # messages.parquet summary: packets received and the last arrival.

@@ -32,7 +32,7 @@ from fabric.emu.native import receiver_binary, rx_to_npz, sender_binary, tx_to_n
 from fabric.emu.network import EmulatedFabric
 from fabric.emu.plan import VOQ_BUCKET_PACKETS, build_plan, voq_layout
 from fabric.emu.scale import ScaleChoice, choose_scale, design_budget_pps
-from fabric.emu.scheduler import IDLE_SHARE, Arrivals, run_scheduler
+from fabric.emu.scheduler import Arrivals, run_scheduler
 from fabric.errors import EmulationError, SpecError
 from fabric.probe import DEFAULT_PAYLOAD_BYTES, PROBE_UDP_PORT, WIRE_OVERHEAD_BYTES
 from fabric.replay import LEAD_S, NOISE_PROBE_PAYLOAD_BYTES, emulated_sizes, noise_probe_schedule, wire_packet_bytes
@@ -437,7 +437,7 @@ def _write_run_dir(out_dir, work, spec, g, schedule, probes, choice, options, pl
         tick_ns = spec.scheduler.tick_ns
         scheduler_facts = {
             "policy": spec.scheduler.policy, "tick_ns": tick_ns, "grant_fraction": spec.scheduler.grant_fraction,
-            "idle_share": IDLE_SHARE, "ticks": int(len(intervals) + 1),
+            "ticks": int(len(intervals) + 1),
             "tick_interval_p50_ns": int(np.percentile(intervals, 50)) if len(intervals) else None,
             "tick_interval_p99_ns": int(np.percentile(intervals, 99)) if len(intervals) else None,
             "tick_late_p99_ns": int(np.percentile(intervals, 99) - tick_ns) if len(intervals) else None,

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from fabric import rundir
 from fabric.analysis.run_metrics import analyze_run, write_metrics
 from fabric.errors import RunDirError
-from fabric.rundir import write_table
 from fabric.specs import parse_fabric_spec
 from tests.rundirs import SMALL_DESIGN, write_run
 
@@ -130,28 +129,6 @@ def test_mct_recovery_model_and_group_completion(run_dir):
     assert m["groups"]["kv"]["recovered"] == 1
     assert m["loss_recovery"]["rto_ns"] == 4 * MS
     assert m["loss_recovery"]["idle_path_delay_ns"] == 50_000
-
-
-def test_the_emulated_credit_schedulers_headroom_is_not_charged(run_dir):
-    # On an emulated scheduled design the credit scheduler grants at most grant_fraction of a port
-    # and keeps idle_share of that for idle VOQs: the ideal's receiving NICs run at that share, so
-    # the scheduler's own headroom does not show as slowdown. h3's port runs at the senders' rate,
-    # so m2 (h1 -> h3, nothing lost) becomes receiver-bound: its ideal carries 4 x 1042 B at
-    # 0.9702 of 1000 B/ms (4.296 ms) instead of 4.168 ms, plus 50 µs of idle path either way.
-    links = pd.read_parquet(run_dir / "links.parquet")
-    down = links[links["node"] == "h1"].assign(link_id="down-h3", node="leaf0", peer="h3")
-    write_table(run_dir, "links", pd.concat([links, down], ignore_index=True))
-    plain = analyze_run(run_dir)["classes"]["kv"]["slowdown"]["min"]
-    run = json.loads((run_dir / "run.json").read_text())
-    run["scheduler"] = {"grant_fraction": 0.98, "idle_share": 0.01}
-    rundir.write_json(run_dir / "run.json", run)
-    share = 0.98 * 0.99
-    ideal_ms, granted_ideal_ms = 4 * 1.042 + 0.05, 4 * 1.042 / share + 0.05
-    scheduled = analyze_run(run_dir)["classes"]["kv"]["slowdown"]["min"]
-    assert scheduled == pytest.approx(plain * ideal_ms / granted_ideal_ms, rel=1e-3)
-    from fabric.analysis.run_metrics import granted_port_share
-    assert granted_port_share(run) == pytest.approx(share)
-    assert granted_port_share({"scheduler": None}) == 1.0   # leaf-spine designs and simulator runs
 
 
 def test_duplicate_rows_count_once(run_dir):
