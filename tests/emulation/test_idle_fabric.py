@@ -44,7 +44,7 @@ MOE_HOT_PORT = "power-law experts: the dispatch into the hottest rank overflows 
 INCAST_OVERFLOW = ("the lossy fabric's incast, not the emulator's: 4 x 64 MB at once into one host's 8 MB tail-drop "
                    "port overflows it alone (emulated at k = 1000-2500: its 4-packet floor), and the go-back-N resends "
                    "cross that port again after the 4 ms RTO: group slowdown 1.38-1.57. The scheduled fabric's VOQs "
-                   "carry the same incast at 0.96-1.03")
+                   "carry the same incast at 0.99-1.06")
 KNOWN_GAPS = {
     **{(design, profile): INCAST_OVERFLOW for design in ("leaf-spine-ecmp", "leaf-spine-spray")
        for profile in ("incast", "incast-victim")},
