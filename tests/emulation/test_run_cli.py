@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fabric import rundir
 from fabric.analysis.fidelity import ENGINE_ONLY
 from fabric.analysis.run_metrics import write_metrics
 from fabric.emu.scale import RESOLUTION_PACKETS
@@ -100,7 +101,7 @@ def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):
     print(f"\ncore imbalance (bytes): ECMP {ecmp['spine_imbalance']['max_over_mean']:.3f}, spray "
           f"{spray['spine_imbalance']['max_over_mean']:.3f}, scheduled {sched['spine_imbalance']['max_over_mean']:.3f}")
     for design in ("leaf-spine-spray", "scheduled-fabric"):
-        spread = _uplink_packet_spread(tmp_path / design / "links.parquet")
+        spread = _uplink_packet_spread(tmp_path / design)
         assert (spread <= 1).all(), (design, spread.to_dict())
     # VOQs and credits: the incast waits at the ingress instead of overflowing the egress port. The
     # emulated scheduler grants every 5 ms of wall time from a process that can itself be late and
@@ -127,10 +128,11 @@ def test_all_three_shipped_designs_run_the_same_traffic(tmp_path):
     assert float(victim["rx_p99"]) <= bound_us
 
 
-def _uplink_packet_spread(links_path: Path) -> pd.Series:
+def _uplink_packet_spread(run_dir: Path) -> pd.Series:
     """Per edge switch: most minus fewest packets sent to one of its cores over the run."""
-    links = pd.read_parquet(links_path)
-    uplinks = links[(links["kind"] == "fabric") & links["node"].str.match(r"(leaf|ncp)\d+$")]
+    cores = rundir.core_switches(json.loads((run_dir / "run.json").read_text()))
+    links = pd.read_parquet(run_dir / "links.parquet")
+    uplinks = links[(links["kind"] == "fabric") & links["peer"].isin(list(cores))]
     sent = uplinks.sort_values("t_ns").groupby(["node", "peer"])["tx_packets"].last()
     return sent.groupby(level="node").agg(lambda s: int(s.max() - s.min()))
 
